@@ -1,0 +1,1 @@
+//! SMILES parsing and molecular perception behind a small project-owned interface.

@@ -1,0 +1,1 @@
+//! Molecule -> feature arrays for each backbone (CoMPT, chemprop, GROVER).

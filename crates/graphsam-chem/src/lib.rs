@@ -1,0 +1,6 @@
+//! Chemistry and featurization stages of graphsam: a SMILES string becomes a
+//! [`chem::Molecule`] with RDKit's perception, and a molecule becomes the plain
+//! feature arrays each backbone consumes ([`features`]).
+
+pub mod chem;
+pub mod features;

@@ -1,0 +1,8 @@
+//! graphsam: molecular property prediction with sharpness-aware optimizers.
+//!
+//! Data flows one way through the stages: [`chem`] and [`features`] (crate
+//! `graphsam-chem`) -> [`data`] -> [`model`] -> [`optim`] (crate
+//! `graphsam-optim`) -> [`train`] -> the `graphsam` command line.
+
+pub use graphsam_chem::{chem, features};
+pub use graphsam_optim as optim;
