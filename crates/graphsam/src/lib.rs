@@ -5,4 +5,7 @@
 //! `graphsam-optim`) -> [`train`] -> the `graphsam` command line.
 
 pub use graphsam_chem::{chem, features};
-pub use graphsam_optim as optim;
+
+
+pub mod data;
+pub mod model;

@@ -1,0 +1,1 @@
+//! Model stage: backbones (CoMPT, GROVER, D-MPNN) and their losses.
