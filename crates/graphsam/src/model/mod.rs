@@ -1,1 +1,2 @@
 //! Model stage: backbones (CoMPT, GROVER, D-MPNN) and their losses.
+pub mod loss;
