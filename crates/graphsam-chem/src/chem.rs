@@ -1,1 +1,0 @@
-//! SMILES parsing and molecular perception behind a small project-owned interface.
