@@ -1,1 +1,0 @@
-//! Molecule -> feature arrays for each backbone (CoMPT, chemprop, GROVER).
