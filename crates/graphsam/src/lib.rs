@@ -9,3 +9,4 @@ pub use graphsam_chem::{chem, features};
 
 pub mod data;
 pub mod model;
+pub mod train;

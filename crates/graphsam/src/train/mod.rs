@@ -1,0 +1,3 @@
+//! Train stage: the training loop, early stopping, checkpoints and run records.
+
+pub mod record;

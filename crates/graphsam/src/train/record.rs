@@ -1,0 +1,242 @@
+//! The run record: everything a training run leaves in its output folder.
+//!
+//! Every file is written atomically (temporary file in the same folder, then a
+//! rename), so an interrupted run never leaves a half-written record behind.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Names of the files in a run folder, in one place so readers and writers agree.
+pub mod files {
+    /// Full configuration of the run (JSON).
+    pub const CONFIG: &str = "config.json";
+    /// The split used (indices into the loaded dataset, JSON).
+    pub const SPLIT: &str = "split.json";
+    /// Per-epoch metrics, one JSON object per line.
+    pub const METRICS_JSONL: &str = "metrics.jsonl";
+    /// Per-epoch metrics as CSV.
+    pub const METRICS_CSV: &str = "metrics.csv";
+    /// Learning curve (train loss and validation metric per epoch).
+    pub const CURVE_SVG: &str = "learning_curve.svg";
+    /// Best-validation model weights.
+    pub const BEST_MODEL: &str = "best_model.safetensors";
+    /// What a later `predict` needs besides the weights (JSON).
+    pub const MODEL_CARD: &str = "model.json";
+    /// Final summary with test metric and timings (JSON); its presence marks a finished run.
+    pub const SUMMARY: &str = "summary.json";
+    /// Last-epoch checkpoint (weights) for resuming.
+    pub const CHECKPOINT_MODEL: &str = "checkpoint_model.safetensors";
+    /// Last-epoch checkpoint (trainer and optimizer state) for resuming.
+    pub const CHECKPOINT_STATE: &str = "checkpoint_state.bin";
+}
+
+/// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating folder {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving the new {} into place", path.display()))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads a JSON file written by [`write_json`].
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// What one epoch of training measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, starting at 0.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Validation metric after the epoch (`None` when it could not be computed,
+    /// e.g. a validation split with a single class).
+    pub valid_metric: Option<f64>,
+    /// Learning rate at the last step of the epoch.
+    pub learning_rate: f64,
+    /// Perturbation radius in force during the epoch (0 for Adam).
+    pub rho: f64,
+    /// Wall time of the training steps of the epoch, in seconds.
+    pub train_seconds: f64,
+    /// Wall time of the validation pass, in seconds.
+    pub valid_seconds: f64,
+    /// Forward passes the optimizer ran during the epoch.
+    pub forward_passes: u64,
+    /// Backward passes the optimizer ran during the epoch.
+    pub backward_passes: u64,
+    /// Whether this epoch produced the best validation metric so far.
+    pub is_best: bool,
+}
+
+/// Writes the whole epoch history as JSON lines and CSV (both atomically).
+pub fn write_epoch_history(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+    let mut jsonl = String::new();
+    for record in history {
+        jsonl.push_str(&serde_json::to_string(record)?);
+        jsonl.push('\n');
+    }
+    write_atomic(&dir.join(files::METRICS_JSONL), jsonl.as_bytes())?;
+
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for record in history {
+        csv.serialize(record)?;
+    }
+    let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&dir.join(files::METRICS_CSV), &bytes)
+}
+
+/// Reads the epoch history back from its JSON-lines file.
+pub fn read_epoch_history(dir: &Path) -> Result<Vec<EpochRecord>> {
+    let path = dir.join(files::METRICS_JSONL);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{} line {}: not an epoch record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Draws the learning curve (train loss and validation metric per epoch) as SVG.
+pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &str) -> Result<()> {
+    use plotters::prelude::*;
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 380)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(450);
+        let epochs = history.len().max(1) as f64;
+        let loss: Vec<(f64, f64)> = history
+            .iter()
+            .filter(|r| r.train_loss.is_finite())
+            .map(|r| (r.epoch as f64, r.train_loss))
+            .collect();
+        let metric: Vec<(f64, f64)> = history
+            .iter()
+            .filter_map(|r| r.valid_metric.filter(|m| m.is_finite()).map(|m| (r.epoch as f64, m)))
+            .collect();
+        for (area, series, title, colour) in [
+            (&left, &loss, "train loss".to_string(), BLUE),
+            (&right, &metric, format!("validation {metric_name}"), RED),
+        ] {
+            let (lo, hi) = value_range(series);
+            let mut chart = ChartBuilder::on(area)
+                .caption(&title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(32)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..epochs, lo..hi)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .draw()
+                .map_err(plot_err)?;
+            chart
+                .draw_series(LineSeries::new(series.iter().copied(), &colour))
+                .map_err(plot_err)?;
+            chart
+                .draw_series(series.iter().map(|&p| Circle::new(p, 2, colour.filled())))
+                .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// A y-range with a little margin that never collapses to a point.
+fn value_range(series: &[(f64, f64)]) -> (f64, f64) {
+    let lo = series.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = series.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    (lo - pad, hi + pad)
+}
+
+fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the learning curve: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, loss: f64, metric: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: loss,
+            valid_metric: metric,
+            learning_rate: 1e-3,
+            rho: 0.05,
+            train_seconds: 1.5,
+            valid_seconds: 0.25,
+            forward_passes: 10,
+            backward_passes: 10,
+            is_best: epoch == 1,
+        }
+    }
+
+    #[test]
+    fn epoch_history_round_trips_through_jsonl_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = vec![record(0, 0.7, Some(0.6)), record(1, 0.5, Some(0.8)), record(2, 0.4, None)];
+        write_epoch_history(dir.path(), &history).unwrap();
+        let back = read_epoch_history(dir.path()).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back, history);
+        let csv = fs::read_to_string(dir.path().join(files::METRICS_CSV)).unwrap();
+        let mut lines = csv.lines();
+        assert!(lines.next().unwrap().starts_with("epoch,train_loss,valid_metric,learning_rate,rho"));
+        assert_eq!(lines.clone().count(), 3);
+        // A missing metric is an empty CSV cell, not a made-up number.
+        assert!(lines.last().unwrap().starts_with("2,0.4,,"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"first version, longer").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn learning_curve_is_an_svg_with_both_panels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(files::CURVE_SVG);
+        let history = vec![record(0, 0.7, Some(0.6)), record(1, 0.5, Some(0.8))];
+        plot_learning_curve(&path, &history, "ROC-AUC").unwrap();
+        let svg = fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("train loss") && svg.contains("validation ROC-AUC"));
+    }
+}
