@@ -174,22 +174,55 @@ fn parse_target(
     Ok(value as f32)
 }
 
+/// File line numbers from byte offsets. The CSV reader's own line count is
+/// off by one after CRLF line ends (a record can be reported as starting on
+/// the previous line's `\n`), so count newlines before the first byte of the
+/// record's content instead.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter { bytes, pos: 0, line: 1 }
+    }
+
+    /// Line of the record starting at `byte` (offsets only grow).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = (byte as usize).min(self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.pos {
+            // Not expected; recount from the start rather than report garbage.
+            self.pos = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.pos..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.pos = start;
+        self.line
+    }
+}
+
 /// Reads the header and rows, checking columns and targets; SMILES are not
 /// parsed yet.
 fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
-    let file = std::fs::File::open(path).map_err(|source| {
+    let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::FileNotFound { path: path.to_path_buf() }
         } else {
-            DataError::Io { action: "open", path: path.to_path_buf(), source }
+            DataError::Io { action: "read", path: path.to_path_buf(), source }
         }
     })?;
+    let mut lines = LineCounter::new(&bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(std::io::BufReader::new(file));
-    let malformed = |e: csv::Error| {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        .from_reader(bytes.as_slice());
+    let malformed = |e: csv::Error, lines: &mut LineCounter| {
+        let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
         match e.kind() {
             csv::ErrorKind::Io(_) => DataError::Io {
                 action: "read",
@@ -201,7 +234,7 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
     };
     let header: Vec<String> = reader
         .headers()
-        .map_err(malformed)?
+        .map_err(|e| malformed(e, &mut lines))?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
@@ -225,9 +258,9 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(malformed(e)),
+            Err(e) => return Err(malformed(e, &mut lines)),
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         // A blank line inside the file is not a molecule.
         if record.len() == 1 && record[0].trim().is_empty() && header.len() > 1 {
             continue;
