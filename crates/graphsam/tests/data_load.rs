@@ -15,7 +15,12 @@ fn write_csv(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 }
 
 fn two_task_spec() -> DatasetSpec {
-    DatasetSpec::custom("t.csv", "smiles", vec!["a".into(), "b".into()], TaskType::Classification)
+    DatasetSpec::custom(
+        "t.csv",
+        "smiles",
+        vec!["a".into(), "b".into()],
+        TaskType::Classification,
+    )
 }
 
 fn load(path: &std::path::Path, spec: &DatasetSpec) -> Result<MoleculeDataset, DataError> {
@@ -45,11 +50,17 @@ fn missing_labels_become_nan_and_invalid_smiles_are_skipped_with_lines() {
     assert_eq!(ds.label_counts(), vec![2, 1]);
     let lines: Vec<u64> = ds.skipped.iter().map(|s| s.line).collect();
     assert_eq!(lines, vec![3, 5, 7]);
-    assert!(matches!(ds.skipped[0].reason, SkipReason::InvalidSmiles { .. }));
+    assert!(matches!(
+        ds.skipped[0].reason,
+        SkipReason::InvalidSmiles { .. }
+    ));
     assert_eq!(ds.skipped[0].smiles, "not_a_smiles");
     assert_eq!(ds.skipped[1].reason, SkipReason::EmptySmiles);
     // Unclosed ring.
-    assert!(matches!(ds.skipped[2].reason, SkipReason::InvalidSmiles { .. }));
+    assert!(matches!(
+        ds.skipped[2].reason,
+        SkipReason::InvalidSmiles { .. }
+    ));
     // Scaffolds: ethanol and acetic acid are acyclic, benzene is its own.
     assert_eq!(ds.scaffolds, vec!["", "c1ccccc1", ""]);
     assert!(ds.graphs.is_empty());
@@ -73,7 +84,9 @@ fn missing_smiles_column_is_named() {
     let path = write_csv(&dir, "t.csv", "SMILES_X,a,b\nCC,1,0\n");
     let err = load(&path, &two_task_spec()).unwrap_err();
     match &err {
-        DataError::MissingColumn { column, available, .. } => {
+        DataError::MissingColumn {
+            column, available, ..
+        } => {
             assert_eq!(column, "smiles");
             assert_eq!(available, "SMILES_X, a, b");
         }
@@ -87,7 +100,10 @@ fn missing_target_column_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_csv(&dir, "t.csv", "smiles,a\nCC,1\n");
     let err = load(&path, &two_task_spec()).unwrap_err();
-    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "b"), "{err}");
+    assert!(
+        matches!(&err, DataError::MissingColumn { column, .. } if column == "b"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,7 +112,12 @@ fn non_numeric_target_names_line_and_column() {
     let path = write_csv(&dir, "t.csv", "smiles,a,b\nCC,1,0\nCCC,0,yes\n");
     let err = load(&path, &two_task_spec()).unwrap_err();
     match &err {
-        DataError::NonNumericTarget { line, column, value, .. } => {
+        DataError::NonNumericTarget {
+            line,
+            column,
+            value,
+            ..
+        } => {
             assert_eq!((*line, column.as_str(), value.as_str()), (3, "b", "yes"));
         }
         other => panic!("wrong error: {other}"),
@@ -104,7 +125,10 @@ fn non_numeric_target_names_line_and_column() {
     assert!(err.to_string().contains("line 3"));
     // Infinity is not a usable target either.
     let path = write_csv(&dir, "inf.csv", "smiles,a,b\nCC,inf,0\n");
-    assert!(matches!(load(&path, &two_task_spec()), Err(DataError::NonNumericTarget { line: 2, .. })));
+    assert!(matches!(
+        load(&path, &two_task_spec()),
+        Err(DataError::NonNumericTarget { line: 2, .. })
+    ));
 }
 
 #[test]
@@ -112,7 +136,10 @@ fn classification_label_must_be_binary() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_csv(&dir, "t.csv", "smiles,a,b\nCC,2,0\n");
     let err = load(&path, &two_task_spec()).unwrap_err();
-    assert!(matches!(&err, DataError::InvalidLabel { line: 2, column, value, .. } if column == "a" && *value == 2.0), "{err}");
+    assert!(
+        matches!(&err, DataError::InvalidLabel { line: 2, column, value, .. } if column == "a" && *value == 2.0),
+        "{err}"
+    );
     // The same value is fine for regression.
     let reg = DatasetSpec::custom("t.csv", "smiles", vec!["a".into()], TaskType::Regression);
     let ds = load(&path, &reg).unwrap();
@@ -123,12 +150,24 @@ fn classification_label_must_be_binary() {
 fn empty_file_header_only_and_ragged_rows_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write_csv(&dir, "empty.csv", "");
-    assert!(matches!(load(&empty, &two_task_spec()), Err(DataError::EmptyCsv { what: "header", .. })));
+    assert!(matches!(
+        load(&empty, &two_task_spec()),
+        Err(DataError::EmptyCsv { what: "header", .. })
+    ));
     let header_only = write_csv(&dir, "h.csv", "smiles,a,b\n");
-    assert!(matches!(load(&header_only, &two_task_spec()), Err(DataError::EmptyCsv { what: "data rows", .. })));
+    assert!(matches!(
+        load(&header_only, &two_task_spec()),
+        Err(DataError::EmptyCsv {
+            what: "data rows",
+            ..
+        })
+    ));
     let ragged = write_csv(&dir, "r.csv", "smiles,a,b\nCC,1,0\nCCC,1\n");
     let err = load(&ragged, &two_task_spec()).unwrap_err();
-    assert!(matches!(err, DataError::MalformedRow { line: 3, .. }), "{err}");
+    assert!(
+        matches!(err, DataError::MalformedRow { line: 3, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +175,17 @@ fn all_rows_invalid_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_csv(&dir, "t.csv", "smiles,a,b\nfoo,1,0\n,0,0\n");
     let err = load(&path, &two_task_spec()).unwrap_err();
-    assert!(matches!(err, DataError::NoValidMolecules { skipped: 2, first_line: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::NoValidMolecules {
+                skipped: 2,
+                first_line: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -149,7 +198,10 @@ fn missing_file_is_file_not_found() {
 fn unknown_dataset_lists_known_names() {
     let reg = Registry::moleculenet();
     let err = reg.get("qm9").unwrap_err();
-    assert!(matches!(&err, DataError::UnknownDataset { name, known } if name == "qm9" && known.contains("bbbp")), "{err}");
+    assert!(
+        matches!(&err, DataError::UnknownDataset { name, known } if name == "qm9" && known.contains("bbbp")),
+        "{err}"
+    );
     assert_eq!(reg.get("BBBP").unwrap().file_name, "BBBP.csv");
     assert_eq!(reg.get("delaney").unwrap().name, "esol");
     assert_eq!(reg.get("Lipophilicity.csv").unwrap().name, "lipophilicity");
@@ -158,10 +210,21 @@ fn unknown_dataset_lists_known_names() {
 #[test]
 fn registry_has_the_paper_datasets() {
     let reg = Registry::moleculenet();
-    let tasks: Vec<(&str, usize)> = reg.specs().iter().map(|s| (s.name.as_str(), s.n_tasks())).collect();
+    let tasks: Vec<(&str, usize)> = reg
+        .specs()
+        .iter()
+        .map(|s| (s.name.as_str(), s.n_tasks()))
+        .collect();
     assert_eq!(
         tasks,
-        vec![("bbbp", 1), ("clintox", 2), ("sider", 27), ("tox21", 12), ("esol", 1), ("lipophilicity", 1)]
+        vec![
+            ("bbbp", 1),
+            ("clintox", 2),
+            ("sider", 27),
+            ("tox21", 12),
+            ("esol", 1),
+            ("lipophilicity", 1)
+        ]
     );
     let clintox = reg.get("clintox").unwrap();
     assert_eq!(clintox.remote_file_name(), Some("clintox.csv.gz"));
@@ -186,12 +249,26 @@ fn atom_limit_drops_and_reports_large_molecules() {
     assert_eq!(ds.atom_counts, vec![99, 3]);
     assert_eq!(ds.skipped.len(), 1);
     assert_eq!(ds.skipped[0].line, 2);
-    assert_eq!(ds.skipped[0].reason, SkipReason::TooManyAtoms { atoms: 100, limit: 100 });
+    assert_eq!(
+        ds.skipped[0].reason,
+        SkipReason::TooManyAtoms {
+            atoms: 100,
+            limit: 100
+        }
+    );
     assert_eq!(ds.graphs.len(), 2);
     assert_eq!(ds.graphs[0].n_atoms, 99);
-    assert_eq!(ds.graphs[0].atom_features.len(), 99 * FeatureSet::Compt.atom_dim());
+    assert_eq!(
+        ds.graphs[0].atom_features.len(),
+        99 * FeatureSet::Compt.atom_dim()
+    );
     // Without a limit (chemprop features) the big one is kept.
-    let ds = MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(FeatureSet::Chemprop)).unwrap();
+    let ds = MoleculeDataset::load(
+        &path,
+        &spec,
+        &LoadOptions::for_features(FeatureSet::Chemprop),
+    )
+    .unwrap();
     assert_eq!(ds.len(), 3);
     assert!(ds.skipped.is_empty());
 }
@@ -208,8 +285,12 @@ fn featurization_keeps_file_order() {
     }
     let path = write_csv(&dir, "t.csv", &csv);
     let spec = DatasetSpec::custom("t.csv", "smiles", vec!["y".into()], TaskType::Regression);
-    let ds = MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(FeatureSet::Compt)).unwrap();
+    let ds =
+        MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(FeatureSet::Compt)).unwrap();
     let sizes: Vec<usize> = ds.graphs.iter().map(|g| g.n_atoms).collect();
     assert_eq!(sizes, expected);
-    assert_eq!(ds.targets, expected.iter().map(|&i| i as f32).collect::<Vec<_>>());
+    assert_eq!(
+        ds.targets,
+        expected.iter().map(|&i| i as f32).collect::<Vec<_>>()
+    );
 }

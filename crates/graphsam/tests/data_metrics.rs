@@ -17,7 +17,11 @@ fn labels(v: &[u8]) -> Vec<bool> {
 
 #[test]
 fn roc_auc_matches_sklearn_with_ties() {
-    assert_abs_diff_eq!(roc_auc(&labels(&LABELS), &SCORES).unwrap(), 0.68, epsilon = 1e-12);
+    assert_abs_diff_eq!(
+        roc_auc(&labels(&LABELS), &SCORES).unwrap(),
+        0.68,
+        epsilon = 1e-12
+    );
     // Every score tied: sklearn gives 0.5.
     let tied = roc_auc(&labels(&[1, 0, 1, 0]), &[0.5; 4]).unwrap();
     assert_abs_diff_eq!(tied, 0.5, epsilon = 1e-12);
@@ -28,8 +32,16 @@ fn roc_auc_matches_sklearn_with_ties() {
 
 #[test]
 fn prc_auc_is_trapezoid_over_sklearn_pr_curve() {
-    assert_abs_diff_eq!(prc_auc(&labels(&LABELS), &SCORES).unwrap(), 0.7416666666666667, epsilon = 1e-12);
-    assert_abs_diff_eq!(prc_auc(&labels(&[1, 0, 1, 0]), &[0.5; 4]).unwrap(), 0.75, epsilon = 1e-12);
+    assert_abs_diff_eq!(
+        prc_auc(&labels(&LABELS), &SCORES).unwrap(),
+        0.7416666666666667,
+        epsilon = 1e-12
+    );
+    assert_abs_diff_eq!(
+        prc_auc(&labels(&[1, 0, 1, 0]), &[0.5; 4]).unwrap(),
+        0.75,
+        epsilon = 1e-12
+    );
     let y = labels(&[1, 0, 0, 1, 1]);
     let s = [0.3, 0.2, 0.6, 0.9, 0.1];
     assert_abs_diff_eq!(prc_auc(&y, &s).unwrap(), 0.711111111111111, epsilon = 1e-12);
@@ -37,11 +49,23 @@ fn prc_auc_is_trapezoid_over_sklearn_pr_curve() {
 
 #[test]
 fn average_precision_matches_sklearn() {
-    assert_abs_diff_eq!(average_precision(&labels(&LABELS), &SCORES).unwrap(), 0.75, epsilon = 1e-12);
-    assert_abs_diff_eq!(average_precision(&labels(&[1, 0, 1, 0]), &[0.5; 4]).unwrap(), 0.5, epsilon = 1e-12);
+    assert_abs_diff_eq!(
+        average_precision(&labels(&LABELS), &SCORES).unwrap(),
+        0.75,
+        epsilon = 1e-12
+    );
+    assert_abs_diff_eq!(
+        average_precision(&labels(&[1, 0, 1, 0]), &[0.5; 4]).unwrap(),
+        0.5,
+        epsilon = 1e-12
+    );
     let y = labels(&[1, 0, 0, 1, 1]);
     let s = [0.3, 0.2, 0.6, 0.9, 0.1];
-    assert_abs_diff_eq!(average_precision(&y, &s).unwrap(), 0.7555555555555555, epsilon = 1e-12);
+    assert_abs_diff_eq!(
+        average_precision(&y, &s).unwrap(),
+        0.7555555555555555,
+        epsilon = 1e-12
+    );
 }
 
 #[test]
@@ -72,7 +96,11 @@ fn multitask_roc_masks_missing_and_skips_single_class_tasks() {
     for i in 0..10 {
         targets.extend([LABELS[i] as f32, t1[i], 1.0]);
         // Predictions where a label is missing may be anything, even NaN.
-        preds.extend([SCORES[i], if t1[i].is_nan() { f32::NAN } else { s1[i] }, 0.3]);
+        preds.extend([
+            SCORES[i],
+            if t1[i].is_nan() { f32::NAN } else { s1[i] },
+            0.3,
+        ]);
     }
     let score = evaluate(Metric::RocAuc, &preds, &targets, 3).unwrap();
     assert_abs_diff_eq!(score.per_task[0].unwrap(), 0.68, epsilon = 1e-12);
@@ -97,17 +125,50 @@ fn multitask_rmse_is_mean_of_task_rmses_over_present_labels() {
 #[test]
 fn no_scorable_task_is_an_error() {
     let err = evaluate(Metric::RocAuc, &[0.1, 0.9], &[1.0, 1.0], 1).unwrap_err();
-    assert!(matches!(err, DataError::NoScorableTask { metric: "roc-auc", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::NoScorableTask {
+                metric: "roc-auc",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = evaluate(Metric::Rmse, &[0.1, 0.9], &[f32::NAN, f32::NAN], 1).unwrap_err();
-    assert!(matches!(err, DataError::NoScorableTask { metric: "rmse", .. }), "{err}");
+    assert!(
+        matches!(err, DataError::NoScorableTask { metric: "rmse", .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn shape_mismatch_and_nan_predictions_are_errors() {
     let err = evaluate(Metric::Rmse, &[0.1], &[1.0, 2.0], 1).unwrap_err();
-    assert!(matches!(err, DataError::ShapeMismatch { expected: 2, actual: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::ShapeMismatch {
+                expected: 2,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = evaluate(Metric::Rmse, &[0.1, 0.2, 0.3], &[1.0, 2.0, 3.0], 2).unwrap_err();
     assert!(matches!(err, DataError::ShapeMismatch { .. }), "{err}");
     let err = evaluate(Metric::Rmse, &[0.1, f32::NAN], &[1.0, 2.0], 1).unwrap_err();
-    assert!(matches!(err, DataError::NonFinitePrediction { index: 1, molecule: 1, task: 0, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::NonFinitePrediction {
+                index: 1,
+                molecule: 1,
+                task: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

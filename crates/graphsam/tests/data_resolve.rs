@@ -39,7 +39,11 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>, max_requests: usize) -> (String, A
                 line.clear();
             }
             counter.fetch_add(1, Ordering::SeqCst);
-            let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
             match files.iter().find(|(p, _)| *p == path) {
                 Some((_, body)) => {
                     let head = format!(
@@ -62,7 +66,12 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>, max_requests: usize) -> (String, A
 }
 
 fn spec(remote: &str, content: &[u8]) -> DatasetSpec {
-    let mut s = DatasetSpec::custom("mini.csv", "smiles", vec!["y".into()], TaskType::Classification);
+    let mut s = DatasetSpec::custom(
+        "mini.csv",
+        "smiles",
+        vec!["y".into()],
+        TaskType::Classification,
+    );
     s.url = Some(format!("https://example.invalid/datasets/{remote}"));
     s.sha256 = Some(sha256_hex(content));
     s
@@ -98,11 +107,20 @@ fn downloads_verifies_and_caches_then_reuses_the_cache() {
     assert_eq!(first.path, cache.path().join("nested/mini.csv"));
     assert_eq!(std::fs::read_to_string(&first.path).unwrap(), CSV);
     // Nothing but the file is left in the cache (the temporary was renamed).
-    assert_eq!(std::fs::read_dir(cache.path().join("nested")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("nested"))
+            .unwrap()
+            .count(),
+        1
+    );
 
     let second = r.resolve(&spec, None).unwrap();
     assert_eq!(second.source, DataSource::Cache);
-    assert_eq!(count.load(Ordering::SeqCst), 1, "second resolve must not download");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "second resolve must not download"
+    );
 
     let ds = MoleculeDataset::load(&second.path, &spec, &LoadOptions::scaffolds_only()).unwrap();
     assert_eq!(ds.len(), 2);
@@ -113,7 +131,9 @@ fn gzip_downloads_are_decompressed_and_checked_against_the_csv() {
     let (base, _) = serve(vec![("/mini.csv.gz", gzip(CSV.as_bytes()))], 2);
     let cache = tempfile::tempdir().unwrap();
     let r = resolver(&base, cache.path().to_path_buf());
-    let got = r.resolve(&spec("mini.csv.gz", CSV.as_bytes()), None).unwrap();
+    let got = r
+        .resolve(&spec("mini.csv.gz", CSV.as_bytes()), None)
+        .unwrap();
     assert_eq!(got.source, DataSource::Downloaded);
     assert_eq!(got.path.file_name().unwrap(), "mini.csv");
     assert_eq!(std::fs::read_to_string(&got.path).unwrap(), CSV);
@@ -124,9 +144,16 @@ fn checksum_mismatch_names_file_and_url_and_leaves_no_cache_file() {
     let (base, _) = serve(vec![("/mini.csv", b"smiles,y\nCC,1\n".to_vec())], 2);
     let cache = tempfile::tempdir().unwrap();
     let r = resolver(&base, cache.path().to_path_buf());
-    let err = r.resolve(&spec("mini.csv", CSV.as_bytes()), None).unwrap_err();
+    let err = r
+        .resolve(&spec("mini.csv", CSV.as_bytes()), None)
+        .unwrap_err();
     match &err {
-        DataError::ChecksumMismatch { file, url, expected, actual } => {
+        DataError::ChecksumMismatch {
+            file,
+            url,
+            expected,
+            actual,
+        } => {
             assert_eq!(file, "mini.csv");
             assert_eq!(url, &format!("{base}/mini.csv"));
             assert_eq!(expected, &sha256_hex(CSV.as_bytes()));
@@ -145,7 +172,9 @@ fn http_error_is_a_download_error_naming_file_url_and_remedy() {
     let (base, _) = serve(vec![], 2);
     let cache = tempfile::tempdir().unwrap();
     let r = resolver(&base, cache.path().to_path_buf());
-    let err = r.resolve(&spec("mini.csv", CSV.as_bytes()), None).unwrap_err();
+    let err = r
+        .resolve(&spec("mini.csv", CSV.as_bytes()), None)
+        .unwrap_err();
     match &err {
         DataError::Download { file, url, reason } => {
             assert_eq!(file, "mini.csv");
@@ -160,10 +189,19 @@ fn http_error_is_a_download_error_naming_file_url_and_remedy() {
 #[test]
 fn unreachable_server_is_a_download_error() {
     // Bind then drop: nothing listens on this port any more.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cache = tempfile::tempdir().unwrap();
-    let r = resolver(&format!("http://127.0.0.1:{port}"), cache.path().to_path_buf());
-    let err = r.resolve(&spec("mini.csv", CSV.as_bytes()), None).unwrap_err();
+    let r = resolver(
+        &format!("http://127.0.0.1:{port}"),
+        cache.path().to_path_buf(),
+    );
+    let err = r
+        .resolve(&spec("mini.csv", CSV.as_bytes()), None)
+        .unwrap_err();
     assert!(matches!(err, DataError::Download { .. }), "{err}");
 }
 
@@ -172,8 +210,13 @@ fn corrupt_gzip_is_a_download_error() {
     let (base, _) = serve(vec![("/mini.csv.gz", b"not gzip at all".to_vec())], 2);
     let cache = tempfile::tempdir().unwrap();
     let r = resolver(&base, cache.path().to_path_buf());
-    let err = r.resolve(&spec("mini.csv.gz", CSV.as_bytes()), None).unwrap_err();
-    assert!(matches!(&err, DataError::Download { reason, .. } if reason.contains("gzip")), "{err}");
+    let err = r
+        .resolve(&spec("mini.csv.gz", CSV.as_bytes()), None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, DataError::Download { reason, .. } if reason.contains("gzip")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -205,21 +248,40 @@ fn explicit_path_then_data_dir_take_precedence_over_cache_and_network() {
     };
     let s = spec("mini.csv", CSV.as_bytes());
     let got = r.resolve(&s, Some(&explicit)).unwrap();
-    assert_eq!((got.path, got.source), (explicit.clone(), DataSource::Explicit));
+    assert_eq!(
+        (got.path, got.source),
+        (explicit.clone(), DataSource::Explicit)
+    );
     let got = r.resolve(&s, None).unwrap();
-    assert_eq!((got.path, got.source), (data.path().join("mini.csv"), DataSource::DataDir));
-    let no_data_dir = DatasetResolver { data_dir: None, ..r.clone() };
-    assert_eq!(no_data_dir.resolve(&s, None).unwrap().source, DataSource::Cache);
+    assert_eq!(
+        (got.path, got.source),
+        (data.path().join("mini.csv"), DataSource::DataDir)
+    );
+    let no_data_dir = DatasetResolver {
+        data_dir: None,
+        ..r.clone()
+    };
+    assert_eq!(
+        no_data_dir.resolve(&s, None).unwrap().source,
+        DataSource::Cache
+    );
     // An explicit path that does not exist is an error, not a fallback.
-    let err = r.resolve(&s, Some(&data.path().join("nope.csv"))).unwrap_err();
+    let err = r
+        .resolve(&s, Some(&data.path().join("nope.csv")))
+        .unwrap_err();
     assert!(matches!(err, DataError::FileNotFound { .. }), "{err}");
 }
 
 #[test]
 fn nothing_found_without_downloads_says_where_it_looked() {
     let data = tempfile::tempdir().unwrap();
-    let r = DatasetResolver { data_dir: Some(data.path().to_path_buf()), ..DatasetResolver::default() };
-    let err = r.resolve(&spec("mini.csv", CSV.as_bytes()), None).unwrap_err();
+    let r = DatasetResolver {
+        data_dir: Some(data.path().to_path_buf()),
+        ..DatasetResolver::default()
+    };
+    let err = r
+        .resolve(&spec("mini.csv", CSV.as_bytes()), None)
+        .unwrap_err();
     match &err {
         DataError::NotFound { file, searched } => {
             assert_eq!(file, "mini.csv");
@@ -232,7 +294,10 @@ fn nothing_found_without_downloads_says_where_it_looked() {
 #[test]
 fn registry_checksums_match_the_shared_copies_and_availability_reports_them() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/moleculenet");
-    let r = DatasetResolver { data_dir: Some(dir.clone()), ..DatasetResolver::default() };
+    let r = DatasetResolver {
+        data_dir: Some(dir.clone()),
+        ..DatasetResolver::default()
+    };
     let registry = Registry::moleculenet();
     for spec in registry.specs() {
         let path = dir.join(&spec.file_name);
@@ -241,7 +306,11 @@ fn registry_checksums_match_the_shared_copies_and_availability_reports_them() {
     }
     let avail = r.availability(&registry).unwrap();
     assert_eq!(avail.len(), 6);
-    assert!(avail.iter().all(|a| a.local.as_ref().is_some_and(|l| l.source == DataSource::DataDir)));
+    assert!(avail.iter().all(|a| {
+        a.local
+            .as_ref()
+            .is_some_and(|l| l.source == DataSource::DataDir)
+    }));
     let empty = DatasetResolver::default().availability(&registry).unwrap();
     assert!(empty.iter().all(|a| a.local.is_none()));
 }

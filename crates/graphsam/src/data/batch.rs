@@ -15,17 +15,28 @@ use super::split::shuffle;
 /// Splits `indices` into minibatches of at most `batch_size`, shuffled with
 /// a generator seeded by `seed` on stream `epoch`: the same (seed, epoch)
 /// always gives the same batches, and each epoch a different order.
-pub fn shuffled_batches(indices: &[usize], batch_size: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+pub fn shuffled_batches(
+    indices: &[usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<usize>> {
     let mut order = indices.to_vec();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(epoch);
     shuffle(&mut order, &mut rng);
-    order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 /// Splits `indices` into minibatches in the given order (for evaluation).
 pub fn sequential_batches(indices: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
-    indices.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+    indices
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 /// Targets and mask of the molecules, row-major B × T; missing labels get
@@ -61,16 +72,21 @@ fn graphs_of<'a>(dataset: &'a MoleculeDataset, molecules: &[usize]) -> Result<Ve
         return Err(DataError::EmptyBatch("no molecules"));
     }
     if !dataset.has_graphs() {
-        return Err(DataError::FeaturesNotLoaded { needed: "molecule graphs" });
+        return Err(DataError::FeaturesNotLoaded {
+            needed: "molecule graphs",
+        });
     }
     molecules
         .iter()
         .map(|&m| {
-            dataset.graphs.get(m).ok_or(DataError::SplitIndexOutOfRange {
-                part: "batch",
-                index: m,
-                len: dataset.len(),
-            })
+            dataset
+                .graphs
+                .get(m)
+                .ok_or(DataError::SplitIndexOutOfRange {
+                    part: "batch",
+                    index: m,
+                    len: dataset.len(),
+                })
         })
         .collect()
 }
@@ -155,8 +171,10 @@ impl DenseBatch {
             for (k, &[a, c]) in g.bonds.iter().enumerate() {
                 let (a, c) = (a as usize, c as usize);
                 let feat = &g.bond_features[k * bond_dim..(k + 1) * bond_dim];
-                pair_features[((mi * l + a) * l + c) * bond_dim..][..bond_dim].copy_from_slice(feat);
-                pair_features[((mi * l + c) * l + a) * bond_dim..][..bond_dim].copy_from_slice(feat);
+                pair_features[((mi * l + a) * l + c) * bond_dim..][..bond_dim]
+                    .copy_from_slice(feat);
+                pair_features[((mi * l + c) * l + a) * bond_dim..][..bond_dim]
+                    .copy_from_slice(feat);
             }
         }
         let (targets, target_mask) = gather_targets(dataset, molecules, scaler);
@@ -344,7 +362,12 @@ impl<'a, B: BatchLayout> BatchIter<'a, B> {
         order: Vec<Vec<usize>>,
         scaler: Option<&'a TargetScaler>,
     ) -> Self {
-        BatchIter { dataset, scaler, order: order.into_iter(), _layout: std::marker::PhantomData }
+        BatchIter {
+            dataset,
+            scaler,
+            order: order.into_iter(),
+            _layout: std::marker::PhantomData,
+        }
     }
 }
 
@@ -369,5 +392,9 @@ pub fn batches<'a, B: BatchLayout>(
     epoch: u64,
     scaler: Option<&'a TargetScaler>,
 ) -> BatchIter<'a, B> {
-    BatchIter::new(dataset, shuffled_batches(indices, batch_size, seed, epoch), scaler)
+    BatchIter::new(
+        dataset,
+        shuffled_batches(indices, batch_size, seed, epoch),
+        scaler,
+    )
 }

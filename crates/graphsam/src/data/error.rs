@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A dataset name that is not in the registry.
-    #[error("unknown dataset `{name}`; known datasets: {known}. For another CSV give its path, SMILES column, target columns and task type")]
+    #[error(
+        "unknown dataset `{name}`; known datasets: {known}. For another CSV give its path, SMILES column, target columns and task type"
+    )]
     UnknownDataset {
         /// The name that was asked for.
         name: String,
@@ -25,7 +27,9 @@ pub enum DataError {
     },
 
     /// A dataset without a download URL that is in none of the searched places.
-    #[error("dataset file {file} not found (searched: {searched}); pass its path or set GRAPHSAM_DATA_DIR to its folder")]
+    #[error(
+        "dataset file {file} not found (searched: {searched}); pass its path or set GRAPHSAM_DATA_DIR to its folder"
+    )]
     NotFound {
         /// The dataset's file name.
         file: String,
@@ -46,7 +50,9 @@ pub enum DataError {
     },
 
     /// Downloading a dataset failed (network, HTTP status, truncated body).
-    #[error("downloading {file} from {url} failed: {reason}. Without network access, download the file by hand and set GRAPHSAM_DATA_DIR to its folder (or pass its path)")]
+    #[error(
+        "downloading {file} from {url} failed: {reason}. Without network access, download the file by hand and set GRAPHSAM_DATA_DIR to its folder (or pass its path)"
+    )]
     Download {
         /// The dataset's file name.
         file: String,
@@ -57,7 +63,9 @@ pub enum DataError {
     },
 
     /// A downloaded (or cached) file does not have the published content.
-    #[error("checksum mismatch for {file} from {url}: expected SHA-256 {expected}, got {actual}. The download is corrupt or the published file changed; retry, or download it by hand and set GRAPHSAM_DATA_DIR to its folder")]
+    #[error(
+        "checksum mismatch for {file} from {url}: expected SHA-256 {expected}, got {actual}. The download is corrupt or the published file changed; retry, or download it by hand and set GRAPHSAM_DATA_DIR to its folder"
+    )]
     ChecksumMismatch {
         /// The dataset's file name.
         file: String,
@@ -90,7 +98,9 @@ pub enum DataError {
     },
 
     /// A target cell that is neither empty, NaN, nor a number.
-    #[error("{path}, line {line}, column `{column}`: target `{value}` is not a number (empty cells and NaN mean missing)")]
+    #[error(
+        "{path}, line {line}, column `{column}`: target `{value}` is not a number (empty cells and NaN mean missing)"
+    )]
     NonNumericTarget {
         /// The CSV file.
         path: PathBuf,
@@ -127,7 +137,9 @@ pub enum DataError {
     },
 
     /// Every row was skipped (invalid SMILES, too many atoms).
-    #[error("{path}: no valid molecules ({skipped} rows skipped; first: line {first_line}: {first_reason})")]
+    #[error(
+        "{path}: no valid molecules ({skipped} rows skipped; first: line {first_line}: {first_reason})"
+    )]
     NoValidMolecules {
         /// The CSV file.
         path: PathBuf,
@@ -140,7 +152,9 @@ pub enum DataError {
     },
 
     /// A split whose fractions are negative, not finite, or do not sum to 1.
-    #[error("invalid split sizes {train}/{valid}/{test}: each must be in [0, 1] and they must sum to 1")]
+    #[error(
+        "invalid split sizes {train}/{valid}/{test}: each must be in [0, 1] and they must sum to 1"
+    )]
     InvalidSplitSizes {
         /// Train fraction.
         train: f64,
@@ -182,7 +196,9 @@ pub enum DataError {
     },
 
     /// A scaffold split on a dataset loaded without scaffolds.
-    #[error("the dataset was loaded without scaffolds; load it with scaffolds to make a scaffold split")]
+    #[error(
+        "the dataset was loaded without scaffolds; load it with scaffolds to make a scaffold split"
+    )]
     ScaffoldsNotLoaded,
 
     /// Batching a dataset that was loaded without features (or with the

@@ -36,18 +36,29 @@ impl LoadOptions {
             FeatureSet::Compt => Some(COMPT_ATOM_LIMIT),
             _ => None,
         };
-        LoadOptions { features: Some(features), atom_limit, scaffolds: true }
+        LoadOptions {
+            features: Some(features),
+            atom_limit,
+            scaffolds: true,
+        }
     }
 
     /// Only SMILES, targets and scaffolds (no features, no atom limit).
     pub fn scaffolds_only() -> Self {
-        LoadOptions { features: None, atom_limit: None, scaffolds: true }
+        LoadOptions {
+            features: None,
+            atom_limit: None,
+            scaffolds: true,
+        }
     }
 
     /// The same options without featurization: the same molecules survive,
     /// so splits computed on this dataset index the featurized one.
     pub fn without_features(self) -> Self {
-        LoadOptions { features: None, ..self }
+        LoadOptions {
+            features: None,
+            ..self
+        }
     }
 }
 
@@ -80,7 +91,10 @@ impl std::fmt::Display for SkipReason {
             SkipReason::InvalidSmiles { message } => write!(f, "invalid SMILES: {message}"),
             SkipReason::NoAtoms => write!(f, "molecule has no atoms"),
             SkipReason::TooManyAtoms { atoms, limit } => {
-                write!(f, "{atoms} atoms (molecules with {limit} or more are dropped)")
+                write!(
+                    f,
+                    "{atoms} atoms (molecules with {limit} or more are dropped)"
+                )
             }
         }
     }
@@ -186,7 +200,11 @@ struct LineCounter<'a> {
 
 impl<'a> LineCounter<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        LineCounter { bytes, pos: 0, line: 1 }
+        LineCounter {
+            bytes,
+            pos: 0,
+            line: 1,
+        }
     }
 
     /// Line of the record starting at `byte` (offsets only grow).
@@ -200,7 +218,10 @@ impl<'a> LineCounter<'a> {
             self.pos = 0;
             self.line = 1;
         }
-        self.line += self.bytes[self.pos..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.line += self.bytes[self.pos..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
         self.pos = start;
         self.line
     }
@@ -211,9 +232,15 @@ impl<'a> LineCounter<'a> {
 fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
     let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::FileNotFound { path: path.to_path_buf() }
+            DataError::FileNotFound {
+                path: path.to_path_buf(),
+            }
         } else {
-            DataError::Io { action: "read", path: path.to_path_buf(), source }
+            DataError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            }
         }
     })?;
     let mut lines = LineCounter::new(&bytes);
@@ -229,7 +256,11 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
                 path: path.to_path_buf(),
                 source: std::io::Error::other(e.to_string()),
             },
-            _ => DataError::MalformedRow { path: path.to_path_buf(), line, reason: e.to_string() },
+            _ => DataError::MalformedRow {
+                path: path.to_path_buf(),
+                line,
+                reason: e.to_string(),
+            },
         }
     };
     let header: Vec<String> = reader
@@ -239,18 +270,27 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
     if header.iter().all(|h| h.is_empty()) {
-        return Err(DataError::EmptyCsv { path: path.to_path_buf(), what: "header" });
+        return Err(DataError::EmptyCsv {
+            path: path.to_path_buf(),
+            what: "header",
+        });
     }
     let find = |column: &str| {
-        header.iter().position(|h| h == column.trim()).ok_or_else(|| DataError::MissingColumn {
-            path: path.to_path_buf(),
-            column: column.to_string(),
-            available: header.join(", "),
-        })
+        header
+            .iter()
+            .position(|h| h == column.trim())
+            .ok_or_else(|| DataError::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.to_string(),
+                available: header.join(", "),
+            })
     };
     let smiles_col = find(&spec.smiles_column)?;
-    let target_cols =
-        spec.target_columns.iter().map(|c| find(c)).collect::<Result<Vec<_>>>()?;
+    let target_cols = spec
+        .target_columns
+        .iter()
+        .map(|c| find(c))
+        .collect::<Result<Vec<_>>>()?;
 
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -270,13 +310,26 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
             .iter()
             .zip(&spec.target_columns)
             .map(|(&c, name)| {
-                parse_target(record.get(c).unwrap_or(""), spec.task_type, path, line, name)
+                parse_target(
+                    record.get(c).unwrap_or(""),
+                    spec.task_type,
+                    path,
+                    line,
+                    name,
+                )
             })
             .collect::<Result<Vec<f32>>>()?;
-        rows.push(RawRow { line, smiles, targets });
+        rows.push(RawRow {
+            line,
+            smiles,
+            targets,
+        });
     }
     if rows.is_empty() {
-        return Err(DataError::EmptyCsv { path: path.to_path_buf(), what: "data rows" });
+        return Err(DataError::EmptyCsv {
+            path: path.to_path_buf(),
+            what: "data rows",
+        });
     }
     Ok(rows)
 }
@@ -289,20 +342,25 @@ fn parse_row(smiles: &str, options: &LoadOptions) -> std::result::Result<ParsedR
         return Err(SkipReason::EmptySmiles);
     }
     let work = || {
-        let mol = parse_smiles(smiles)
-            .map_err(|e| SkipReason::InvalidSmiles { message: e.to_string() })?;
+        let mol = parse_smiles(smiles).map_err(|e| SkipReason::InvalidSmiles {
+            message: e.to_string(),
+        })?;
         let atoms = mol.num_atoms();
         if atoms == 0 {
             return Err(SkipReason::NoAtoms);
         }
-        if let Some(limit) = options.atom_limit {
-            if atoms >= limit {
-                return Err(SkipReason::TooManyAtoms { atoms, limit });
-            }
+        if let Some(limit) = options.atom_limit
+            && atoms >= limit
+        {
+            return Err(SkipReason::TooManyAtoms { atoms, limit });
         }
         let scaffold = options.scaffolds.then(|| mol.murcko_scaffold());
         let graph = options.features.map(|fs| featurize(&mol, fs));
-        Ok(ParsedRow { atoms, scaffold, graph })
+        Ok(ParsedRow {
+            atoms,
+            scaffold,
+            graph,
+        })
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
         Err(SkipReason::InvalidSmiles {
@@ -317,7 +375,10 @@ impl MoleculeDataset {
     /// order whatever the thread count.
     pub fn load(path: &Path, spec: &DatasetSpec, options: &LoadOptions) -> Result<Self> {
         let rows = read_rows(path, spec)?;
-        let parsed: Vec<_> = rows.par_iter().map(|r| parse_row(&r.smiles, options)).collect();
+        let parsed: Vec<_> = rows
+            .par_iter()
+            .map(|r| parse_row(&r.smiles, options))
+            .collect();
 
         let n_tasks = spec.n_tasks();
         let mut ds = MoleculeDataset {
@@ -348,9 +409,11 @@ impl MoleculeDataset {
                         ds.graphs.push(g);
                     }
                 }
-                Err(reason) => {
-                    ds.skipped.push(SkippedRow { line: row.line, smiles: row.smiles, reason })
-                }
+                Err(reason) => ds.skipped.push(SkippedRow {
+                    line: row.line,
+                    smiles: row.smiles,
+                    reason,
+                }),
             }
         }
         if ds.smiles.is_empty() {

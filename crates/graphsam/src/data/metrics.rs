@@ -112,8 +112,11 @@ pub fn rmse(targets: &[f32], predictions: &[f32]) -> Option<f64> {
     if targets.is_empty() {
         return None;
     }
-    let sse: f64 =
-        targets.iter().zip(predictions).map(|(&t, &p)| (t as f64 - p as f64).powi(2)).sum();
+    let sse: f64 = targets
+        .iter()
+        .zip(predictions)
+        .map(|(&t, &p)| (t as f64 - p as f64).powi(2))
+        .sum();
     Some((sse / targets.len() as f64).sqrt())
 }
 
@@ -122,7 +125,11 @@ pub fn mae(targets: &[f32], predictions: &[f32]) -> Option<f64> {
     if targets.is_empty() {
         return None;
     }
-    let sae: f64 = targets.iter().zip(predictions).map(|(&t, &p)| (t as f64 - p as f64).abs()).sum();
+    let sae: f64 = targets
+        .iter()
+        .zip(predictions)
+        .map(|(&t, &p)| (t as f64 - p as f64).abs())
+        .sum();
     Some(sae / targets.len() as f64)
 }
 
@@ -147,7 +154,7 @@ pub fn evaluate(
             actual: predictions.len(),
         });
     }
-    if n_tasks == 0 || targets.len() % n_tasks != 0 {
+    if n_tasks == 0 || !targets.len().is_multiple_of(n_tasks) {
         return Err(DataError::ShapeMismatch {
             what: "targets per row (n_tasks)",
             expected: n_tasks,
@@ -167,7 +174,12 @@ pub fn evaluate(
             }
             let p = predictions[idx];
             if !p.is_finite() {
-                return Err(DataError::NonFinitePrediction { index: idx, molecule: row, task, value: p });
+                return Err(DataError::NonFinitePrediction {
+                    index: idx,
+                    molecule: row,
+                    task,
+                    value: p,
+                });
             }
             ys.push(y);
             ps.push(p);
@@ -186,8 +198,15 @@ pub fn evaluate(
             Metric::RocAuc | Metric::PrcAuc => "both classes",
             Metric::Rmse | Metric::Mae => "a label",
         };
-        return Err(DataError::NoScorableTask { metric: metric.name(), need });
+        return Err(DataError::NoScorableTask {
+            metric: metric.name(),
+            need,
+        });
     }
     let value = scored.iter().sum::<f64>() / scored.len() as f64;
-    Ok(MetricScore { metric, value, per_task })
+    Ok(MetricScore {
+        metric,
+        value,
+        per_task,
+    })
 }

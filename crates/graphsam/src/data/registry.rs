@@ -40,7 +40,9 @@ impl std::str::FromStr for TaskType {
         match s.to_ascii_lowercase().as_str() {
             "classification" | "class" => Ok(TaskType::Classification),
             "regression" | "reg" => Ok(TaskType::Regression),
-            other => Err(format!("unknown task type `{other}` (classification or regression)")),
+            other => Err(format!(
+                "unknown task type `{other}` (classification or regression)"
+            )),
         }
     }
 }
@@ -90,7 +92,9 @@ impl std::str::FromStr for Metric {
             "prc-auc" | "prcauc" => Ok(Metric::PrcAuc),
             "rmse" => Ok(Metric::Rmse),
             "mae" => Ok(Metric::Mae),
-            other => Err(format!("unknown metric `{other}` (roc-auc, prc-auc, rmse, mae)")),
+            other => Err(format!(
+                "unknown metric `{other}` (roc-auc, prc-auc, rmse, mae)"
+            )),
         }
     }
 }

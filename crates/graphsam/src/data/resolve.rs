@@ -149,7 +149,10 @@ impl DatasetResolver {
         if let Some(dir) = &self.data_dir {
             let p = dir.join(&spec.file_name);
             if p.is_file() {
-                return Ok(Some(ResolvedFile { path: p, source: DataSource::DataDir }));
+                return Ok(Some(ResolvedFile {
+                    path: p,
+                    source: DataSource::DataDir,
+                }));
             }
         }
         if let Some(dir) = &self.cache_dir {
@@ -160,7 +163,10 @@ impl DatasetResolver {
                     None => true,
                 };
                 if ok {
-                    return Ok(Some(ResolvedFile { path: p, source: DataSource::Cache }));
+                    return Ok(Some(ResolvedFile {
+                        path: p,
+                        source: DataSource::Cache,
+                    }));
                 }
             }
         }
@@ -171,17 +177,29 @@ impl DatasetResolver {
     pub fn resolve(&self, spec: &DatasetSpec, explicit: Option<&Path>) -> Result<ResolvedFile> {
         if let Some(p) = explicit {
             if p.is_file() {
-                return Ok(ResolvedFile { path: p.to_path_buf(), source: DataSource::Explicit });
+                return Ok(ResolvedFile {
+                    path: p.to_path_buf(),
+                    source: DataSource::Explicit,
+                });
             }
-            return Err(DataError::FileNotFound { path: p.to_path_buf() });
+            return Err(DataError::FileNotFound {
+                path: p.to_path_buf(),
+            });
         }
         if let Some(found) = self.locate(spec)? {
             return Ok(found);
         }
-        match (self.download_url(spec), &self.cache_dir, self.allow_download) {
+        match (
+            self.download_url(spec),
+            &self.cache_dir,
+            self.allow_download,
+        ) {
             (Some(url), Some(cache), true) => {
                 let path = self.download_into(spec, &url, cache)?;
-                Ok(ResolvedFile { path, source: DataSource::Downloaded })
+                Ok(ResolvedFile {
+                    path,
+                    source: DataSource::Downloaded,
+                })
             }
             _ => Err(DataError::NotFound {
                 file: spec.file_name.clone(),
@@ -245,13 +263,13 @@ impl DatasetResolver {
             .read_to_end(&mut body)
             .map_err(|e| fail(format!("reading the response failed: {e}")))?;
         bar.finish_and_clear();
-        if let Some(n) = expected_len {
-            if body.len() as u64 != n {
-                return Err(fail(format!(
-                    "truncated response: got {} of {n} bytes",
-                    body.len()
-                )));
-            }
+        if let Some(n) = expected_len
+            && body.len() as u64 != n
+        {
+            return Err(fail(format!(
+                "truncated response: got {} of {n} bytes",
+                body.len()
+            )));
         }
         let csv = if url.ends_with(".gz") {
             let mut out = Vec::new();
@@ -281,12 +299,17 @@ impl DatasetResolver {
         // Write next to the destination, then rename: readers see either no
         // file or the whole verified file.
         let target = cache.join(&spec.file_name);
-        let io_err = |action, source| DataError::Io { action, path: target.clone(), source };
+        let io_err = |action, source| DataError::Io {
+            action,
+            path: target.clone(),
+            source,
+        };
         let mut tmp = tempfile::NamedTempFile::new_in(cache)
             .map_err(|e| io_err("create a temporary file for", e))?;
         tmp.write_all(&csv).map_err(|e| io_err("write", e))?;
         tmp.as_file().sync_all().map_err(|e| io_err("sync", e))?;
-        tmp.persist(&target).map_err(|e| io_err("move into place", e.error))?;
+        tmp.persist(&target)
+            .map_err(|e| io_err("move into place", e.error))?;
         Ok(target)
     }
 

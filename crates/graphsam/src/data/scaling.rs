@@ -35,8 +35,11 @@ impl TargetScaler {
                 }
             }
         }
-        let means: Vec<f64> =
-            sum.iter().zip(&count).map(|(&s, &c)| if c > 0 { s / c as f64 } else { 0.0 }).collect();
+        let means: Vec<f64> = sum
+            .iter()
+            .zip(&count)
+            .map(|(&s, &c)| if c > 0 { s / c as f64 } else { 0.0 })
+            .collect();
         let mut sq = vec![0f64; n_tasks];
         for &i in indices {
             for (t, &v) in targets[i * n_tasks..(i + 1) * n_tasks].iter().enumerate() {
@@ -50,15 +53,25 @@ impl TargetScaler {
             .zip(&count)
             .map(|(&s, &c)| {
                 let std = if c > 0 { (s / c as f64).sqrt() } else { 0.0 };
-                if std > 0.0 && std.is_finite() { std as f32 } else { 1.0 }
+                if std > 0.0 && std.is_finite() {
+                    std as f32
+                } else {
+                    1.0
+                }
             })
             .collect();
-        TargetScaler { means: means.iter().map(|&m| m as f32).collect(), stds }
+        TargetScaler {
+            means: means.iter().map(|&m| m as f32).collect(),
+            stds,
+        }
     }
 
     /// The identity scaler for `n_tasks` tasks (classification).
     pub fn identity(n_tasks: usize) -> Self {
-        TargetScaler { means: vec![0.0; n_tasks], stds: vec![1.0; n_tasks] }
+        TargetScaler {
+            means: vec![0.0; n_tasks],
+            stds: vec![1.0; n_tasks],
+        }
     }
 
     /// Number of tasks.

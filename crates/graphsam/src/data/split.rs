@@ -27,7 +27,11 @@ pub struct SplitSizes {
 impl Default for SplitSizes {
     /// 80/10/10, as in the paper.
     fn default() -> Self {
-        SplitSizes { train: 0.8, valid: 0.1, test: 0.1 }
+        SplitSizes {
+            train: 0.8,
+            valid: 0.1,
+            test: 0.1,
+        }
     }
 }
 
@@ -42,12 +46,18 @@ impl SplitSizes {
     /// Errors unless each fraction is in [0, 1] and they sum to 1 (±1e-6).
     pub fn validate(&self) -> Result<()> {
         let parts = [self.train, self.valid, self.test];
-        let ok = parts.iter().all(|p| p.is_finite() && (0.0..=1.0).contains(p))
+        let ok = parts
+            .iter()
+            .all(|p| p.is_finite() && (0.0..=1.0).contains(p))
             && (parts.iter().sum::<f64>() - 1.0).abs() < 1e-6;
         if ok {
             Ok(())
         } else {
-            Err(DataError::InvalidSplitSizes { train: self.train, valid: self.valid, test: self.test })
+            Err(DataError::InvalidSplitSizes {
+                train: self.train,
+                valid: self.valid,
+                test: self.test,
+            })
         }
     }
 }
@@ -78,7 +88,9 @@ impl std::str::FromStr for SplitKind {
     /// (= `deepchem-scaffold`), or `file:<path>`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         if let Some(p) = s.strip_prefix("file:") {
-            return Ok(SplitKind::File { path: PathBuf::from(p) });
+            return Ok(SplitKind::File {
+                path: PathBuf::from(p),
+            });
         }
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "random" => Ok(SplitKind::Random),
@@ -137,7 +149,11 @@ impl Split {
 
     /// The three parts with their names.
     pub fn parts(&self) -> [(&'static str, &[usize]); 3] {
-        [("train", &self.train), ("valid", &self.valid), ("test", &self.test)]
+        [
+            ("train", &self.train),
+            ("valid", &self.valid),
+            ("test", &self.test),
+        ]
     }
 
     /// Errors if an index is out of range for `n` molecules or appears twice.
@@ -147,10 +163,18 @@ impl Split {
         for (part, indices) in self.parts() {
             for &i in indices {
                 if i >= n {
-                    return Err(DataError::SplitIndexOutOfRange { part, index: i, len: n });
+                    return Err(DataError::SplitIndexOutOfRange {
+                        part,
+                        index: i,
+                        len: n,
+                    });
                 }
                 if let Some(first) = seen[i] {
-                    return Err(DataError::SplitIndexDuplicated { index: i, first, second: part });
+                    return Err(DataError::SplitIndexDuplicated {
+                        index: i,
+                        first,
+                        second: part,
+                    });
                 }
                 seen[i] = Some(part);
             }
@@ -171,7 +195,10 @@ pub fn read_split_file(path: &Path, n: usize) -> Result<Split> {
         path: path.to_path_buf(),
         source,
     })?;
-    let invalid = |reason: String| DataError::InvalidSplitFile { path: path.to_path_buf(), reason };
+    let invalid = |reason: String| DataError::InvalidSplitFile {
+        path: path.to_path_buf(),
+        reason,
+    };
     let parsed: SplitFile = serde_json::from_str(&text).map_err(|_| {
         invalid(
             "expected JSON {\"train\": [..], \"valid\": [..], \"test\": [..]} or [[train], [valid], [test]] of molecule indices"
@@ -182,7 +209,10 @@ pub fn read_split_file(path: &Path, n: usize) -> Result<Split> {
         SplitFile::Named { train, valid, test } => Split { train, valid, test },
         SplitFile::Lists(mut lists) => {
             if lists.len() != 3 {
-                return Err(invalid(format!("expected 3 index lists, found {}", lists.len())));
+                return Err(invalid(format!(
+                    "expected 3 index lists, found {}",
+                    lists.len()
+                )));
             }
             let test = lists.pop().unwrap_or_default();
             let valid = lists.pop().unwrap_or_default();
@@ -240,7 +270,11 @@ pub fn scaffold_groups(scaffolds: &[String]) -> Vec<Vec<usize>> {
 /// half the validation or the test size go first in shuffled order, then
 /// the remaining groups shuffled; each group goes whole to train if it fits
 /// (≤ train·n), else to validation if it fits, else to test.
-pub fn scaffold_balanced_split(scaffolds: &[String], sizes: SplitSizes, seed: u64) -> Result<Split> {
+pub fn scaffold_balanced_split(
+    scaffolds: &[String],
+    sizes: SplitSizes,
+    seed: u64,
+) -> Result<Split> {
     sizes.validate()?;
     let n = scaffolds.len() as f64;
     let (train_size, valid_size, test_size) = (sizes.train * n, sizes.valid * n, sizes.test * n);
@@ -320,7 +354,9 @@ pub fn repeated_splits(
     sizes: SplitSizes,
     runs: usize,
 ) -> Result<Vec<Split>> {
-    (0..runs as u64).map(|seed| make_split(dataset, kind, sizes, seed)).collect()
+    (0..runs as u64)
+        .map(|seed| make_split(dataset, kind, sizes, seed))
+        .collect()
 }
 
 /// Sizes and scaffold-group counts of a split, for `graphsam split`.
@@ -345,10 +381,21 @@ pub fn summarize_split(dataset: &MoleculeDataset, split: &Split) -> SplitSummary
             .map(|(_, idx)| idx.iter().map(|&i| dataset.scaffolds[i].as_str()).collect())
             .collect();
         let union: BTreeSet<&str> = sets.iter().flatten().copied().collect();
-        let shared = union.iter().filter(|s| sets.iter().filter(|p| p.contains(*s)).count() > 1).count();
-        (Some([sets[0].len(), sets[1].len(), sets[2].len()]), Some(shared))
+        let shared = union
+            .iter()
+            .filter(|s| sets.iter().filter(|p| p.contains(*s)).count() > 1)
+            .count();
+        (
+            Some([sets[0].len(), sets[1].len(), sets[2].len()]),
+            Some(shared),
+        )
     } else {
         (None, None)
     };
-    SplitSummary { sizes: split.sizes(), scaffold_groups, shared_scaffolds, total: dataset.len() }
+    SplitSummary {
+        sizes: split.sizes(),
+        scaffold_groups,
+        shared_scaffolds,
+        total: dataset.len(),
+    }
 }
