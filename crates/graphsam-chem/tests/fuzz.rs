@@ -31,7 +31,8 @@ const TOKENS: &[&str] = &[
     "[nH]", "[NH4+]", "[O-]", "[N+]", "[Na+]", "[2H]", "[C@@H]", "[C@H]", "[Fe+3]", "[Pt]", "*",
     "[se]", "[Si]", "[H]", "[CH2]", "[13C]", "[n+]", "[S@]", "[Cu+2]", "[Xe]", "[U]", "(", "(",
     ")", ")", "=", "#", "$", ":", "-", "/", "\\", ".", "->", "<-", "1", "1", "2", "2", "3", "4",
-    "9", "%10", "%11", "%99", "@", "@@", "[", "]", "+", "-2", "H", "0", " ", "~", "?", "é", "\u{0}",
+    "9", "%10", "%11", "%99", "@", "@@", "[", "]", "+", "-2", "H", "0", " ", "~", "?", "é",
+    "\u{0}",
 ];
 
 const SEEDS: &[&str] = &[
@@ -73,8 +74,11 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
             3 => chars.truncate(at),
             4 if at < chars.len() => {
                 let c = chars[at];
-                chars[at] =
-                    if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+                chars[at] = if c.is_ascii_lowercase() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
             }
             _ => {
                 let end = (at + rng.below(8)).min(chars.len());
@@ -88,7 +92,9 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 
 /// Everything a caller can do with a string; returns whether it parsed.
 fn exercise(smiles: &str) -> bool {
-    let Ok(mol) = parse_smiles(smiles) else { return false };
+    let Ok(mol) = parse_smiles(smiles) else {
+        return false;
+    };
     let _ = mol.canonical_smiles();
     let _ = mol.murcko_scaffold();
     let _ = mol.distance_matrix();
@@ -121,8 +127,15 @@ fn twelve_thousand_random_and_mutated_smiles_never_panic() {
         }
     }
     std::panic::set_hook(hook);
-    eprintln!("{} inputs, {accepted} parsed, {} panicked", inputs.len(), panicked.len());
+    eprintln!(
+        "{} inputs, {accepted} parsed, {} panicked",
+        inputs.len(),
+        panicked.len()
+    );
     assert!(panicked.is_empty(), "panicked on: {panicked:#?}");
     // Both outcomes must be exercised for the test to mean anything.
-    assert!(accepted > 1000 && accepted < inputs.len() - 1000, "accepted {accepted}");
+    assert!(
+        accepted > 1000 && accepted < inputs.len() - 1000,
+        "accepted {accepted}"
+    );
 }

@@ -35,7 +35,11 @@ impl Tally {
         for (field, (agree, total)) in &self.fields {
             eprintln!("{field:<28} {agree:>8} {total:>8}");
         }
-        assert!(self.failures.is_empty(), "mismatches:\n{}", self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "mismatches:\n{}",
+            self.failures.join("\n")
+        );
     }
 }
 
@@ -62,7 +66,12 @@ fn close(ours: f64, theirs: f64) -> bool {
 }
 
 fn ints(value: &Value) -> Vec<i64> {
-    value.as_array().expect("array").iter().map(|v| v.as_i64().expect("integer")).collect()
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_i64().expect("integer"))
+        .collect()
 }
 
 fn molecules() -> Vec<Value> {
@@ -86,7 +95,11 @@ fn distance_digest(mol: &Molecule) -> [i64; 2] {
     for i in 0..n {
         for j in i + 1..n {
             let value = d[i * n + j];
-            let value = if value == u32::MAX { -1 } else { i64::from(value) };
+            let value = if value == u32::MAX {
+                -1
+            } else {
+                i64::from(value)
+            };
             total += value;
             weighted += value * (((i * 31 + j * 17) % 101 + 1) as i64);
         }
@@ -96,8 +109,12 @@ fn distance_digest(mol: &Molecule) -> [i64; 2] {
 
 fn atom_record(mol: &Molecule, i: usize, smarts_bits: i64) -> Vec<i64> {
     let a = &mol.atoms()[i];
-    let ring_bits: i64 =
-        a.ring_sizes.iter().enumerate().map(|(k, &r)| if r { 1 << k } else { 0 }).sum();
+    let ring_bits: i64 = a
+        .ring_sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &r)| if r { 1 << k } else { 0 })
+        .sum();
     vec![
         i64::from(a.atomic_number),
         i64::from(a.total_degree),
@@ -123,7 +140,9 @@ fn smarts_bits(mol: &Molecule) -> Vec<i64> {
     (0..mol.num_atoms())
         .map(|i| {
             let row = graph.atom_row(i);
-            (0..4).map(|k| if row[141 + k] == 1.0 { 1i64 << k } else { 0 }).sum()
+            (0..4)
+                .map(|k| if row[141 + k] == 1.0 { 1i64 << k } else { 0 })
+                .sum()
         })
         .collect()
 }
@@ -133,7 +152,9 @@ fn dense(sparse: &Value, rows: usize, width: usize) -> Vec<f64> {
     for (i, entries) in sparse.as_array().expect("rows").iter().enumerate() {
         for entry in entries.as_array().expect("entries") {
             match entry {
-                Value::Array(pair) => out[i * width + pair[0].as_u64().unwrap() as usize] = float(&pair[1]),
+                Value::Array(pair) => {
+                    out[i * width + pair[0].as_u64().unwrap() as usize] = float(&pair[1])
+                }
                 index => out[i * width + index.as_u64().unwrap() as usize] = 1.0,
             }
         }
@@ -161,18 +182,37 @@ fn compare_features(tally: &mut Tally, smiles: &str, mol: &Molecule, features: &
             (&graph.bond_features, graph.bonds.len(), set.bond_dim())
         };
         let theirs = dense(reference, rows, width);
-        let bad = ours.iter().zip(&theirs).position(|(a, b)| !close(f64::from(*a), *b));
-        tally.check(&format!("features.{name}"), bad.is_none() && ours.len() == theirs.len(), || {
-            let k = bad.unwrap_or(0);
-            format!("{smiles}: row {} col {}: ours {} rdkit {}", k / width, k % width, ours[k], theirs[k])
-        });
+        let bad = ours
+            .iter()
+            .zip(&theirs)
+            .position(|(a, b)| !close(f64::from(*a), *b));
+        tally.check(
+            &format!("features.{name}"),
+            bad.is_none() && ours.len() == theirs.len(),
+            || {
+                let k = bad.unwrap_or(0);
+                format!(
+                    "{smiles}: row {} col {}: ours {} rdkit {}",
+                    k / width,
+                    k % width,
+                    ours[k],
+                    theirs[k]
+                )
+            },
+        );
     }
 }
 
 #[test]
 fn golden_file_is_rdkit_2026_09() {
     let meta = meta();
-    assert!(meta["rdkit_version"].as_str().unwrap().starts_with("2026.09"), "{meta}");
+    assert!(
+        meta["rdkit_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026.09"),
+        "{meta}"
+    );
     assert!(molecules().len() >= 300);
 }
 
@@ -184,23 +224,41 @@ fn chem_and_features_match_rdkit() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    let bond_layout = ["begin", "end", "bond_type", "is_conjugated", "is_aromatic", "in_ring", "stereo"];
+    let bond_layout = [
+        "begin",
+        "end",
+        "bond_type",
+        "is_conjugated",
+        "is_aromatic",
+        "in_ring",
+        "stereo",
+    ];
     let mut tally = Tally::default();
     for record in molecules() {
         let smiles = record["smiles"].as_str().unwrap();
         let parsed = parse_smiles(smiles);
         let expected_ok = record["ok"].as_bool().unwrap();
         tally.check("accepted", parsed.is_ok() == expected_ok, || {
-            format!("{smiles}: rdkit ok={expected_ok}, ours {:?}", parsed.as_ref().err())
+            format!(
+                "{smiles}: rdkit ok={expected_ok}, ours {:?}",
+                parsed.as_ref().err()
+            )
         });
         let Ok(mol) = parsed else { continue };
         if !expected_ok {
             continue;
         }
         let canonical = record["canonical"].as_str().unwrap();
-        tally.check("canonical_smiles", mol.canonical_smiles() == canonical, || {
-            format!("{smiles}: ours {} rdkit {canonical}", mol.canonical_smiles())
-        });
+        tally.check(
+            "canonical_smiles",
+            mol.canonical_smiles() == canonical,
+            || {
+                format!(
+                    "{smiles}: ours {} rdkit {canonical}",
+                    mol.canonical_smiles()
+                )
+            },
+        );
         let scaffold = record["scaffold"].as_str().unwrap();
         tally.check("murcko_scaffold", mol.murcko_scaffold() == scaffold, || {
             format!("{smiles}: ours {} rdkit {scaffold}", mol.murcko_scaffold())
@@ -227,7 +285,10 @@ fn chem_and_features_match_rdkit() {
             }
             let mass = float(&record["mass"][i]);
             tally.check("atom.mass", close(mol.atoms()[i].mass, mass), || {
-                format!("{smiles} atom {i}: ours {} rdkit {mass}", mol.atoms()[i].mass)
+                format!(
+                    "{smiles} atom {i}: ours {} rdkit {mass}",
+                    mol.atoms()[i].mass
+                )
             });
         }
         let charges = mol.gasteiger_charges();

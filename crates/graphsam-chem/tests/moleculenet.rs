@@ -66,7 +66,10 @@ fn check(file: &str, expected_rejections: usize) -> Vec<u64> {
     let (golden, golden_rows, column) = golden_rejections(file);
     let (ours, rows, messages) = rejected_lines(file, &column);
     assert_eq!(rows, golden_rows, "{file}: row count");
-    assert_eq!(ours, golden, "{file}: rejected lines differ from RDKit; ours: {messages:#?}");
+    assert_eq!(
+        ours, golden,
+        "{file}: rejected lines differ from RDKit; ours: {messages:#?}"
+    );
     assert_eq!(ours.len(), expected_rejections, "{file}");
     assert!(messages.iter().all(|m| !m.is_empty()));
     ours
@@ -75,7 +78,10 @@ fn check(file: &str, expected_rejections: usize) -> Vec<u64> {
 #[test]
 fn bbbp_rejects_exactly_rdkits_eleven_rows() {
     let rejected = check("BBBP.csv", 11);
-    assert_eq!(rejected, vec![61, 63, 393, 616, 644, 647, 648, 649, 650, 651, 687]);
+    assert_eq!(
+        rejected,
+        vec![61, 63, 393, 616, 644, 647, 648, 649, 650, 651, 687]
+    );
     let (_, rows, _) = golden_rejections("BBBP.csv");
     assert_eq!(rows - rejected.len(), 2039);
 }

@@ -12,6 +12,9 @@ pub enum SmilesErrorKind {
     /// The text parses but is not a sane molecule: impossible valence,
     /// aromatic ring that cannot be kekulized, bad stereo, ...
     Chemistry,
+    /// The string is longer than [`crate::chem::MAX_SMILES_BYTES`]; the toolkit's
+    /// recursive algorithms could exhaust the stack on such inputs.
+    TooLong,
     /// The toolkit failed while perceiving a molecule it had accepted.
     Internal,
 }
@@ -22,6 +25,7 @@ impl fmt::Display for SmilesErrorKind {
             Self::Empty => "empty SMILES",
             Self::Syntax => "SMILES syntax error",
             Self::Chemistry => "chemically invalid molecule",
+            Self::TooLong => "SMILES too long",
             Self::Internal => "chemistry toolkit failure",
         })
     }
@@ -48,7 +52,12 @@ impl SmilesError {
         detail: impl Into<String>,
         position: Option<usize>,
     ) -> Self {
-        Self { smiles: smiles.to_owned(), kind, detail: detail.into(), position }
+        Self {
+            smiles: smiles.to_owned(),
+            kind,
+            detail: detail.into(),
+            position,
+        }
     }
 
     /// The rejected input, unchanged.

@@ -149,12 +149,17 @@ pub(crate) fn charges(molecule: &Molecule, iterations: usize) -> Vec<(f64, f64)>
     let atoms = molecule.atoms();
     let n = atoms.len();
     let mut charge = initial_charges(molecule);
-    let coefficients: Vec<[f64; 3]> =
-        (0..n).map(|i| parameters(atoms[i].atomic_number, mode_of(molecule, i))).collect();
+    let coefficients: Vec<[f64; 3]> = (0..n)
+        .map(|i| parameters(atoms[i].atomic_number, mode_of(molecule, i)))
+        .collect();
     let chi_plus: Vec<f64> = (0..n)
         .map(|i| {
             let [a, b, c] = coefficients[i];
-            if atoms[i].atomic_number == 1 { HYDROGEN_CHI_PLUS } else { a + b + c }
+            if atoms[i].atomic_number == 1 {
+                HYDROGEN_CHI_PLUS
+            } else {
+                a + b + c
+            }
         })
         .collect();
     let [ha, hb, hc] = parameters(1, Mode::Hydrogen);
@@ -183,8 +188,8 @@ pub(crate) fn charges(molecule: &Molecule, iterations: usize) -> Vec<(f64, f64)>
                 let per_hydrogen = hydrogen_charge[i] / count;
                 let difference = ha + per_hydrogen * (hb + hc * per_hydrogen) - chi[i];
                 let sign = if difference < 0.0 { 0.0 } else { 1.0 };
-                let step = difference
-                    / (sign * (chi_plus[i] - HYDROGEN_CHI_PLUS) + HYDROGEN_CHI_PLUS);
+                let step =
+                    difference / (sign * (chi_plus[i] - HYDROGEN_CHI_PLUS) + HYDROGEN_CHI_PLUS);
                 transfer += count * step;
                 hydrogen_charge[i] -= count * step * damping;
             }
@@ -205,7 +210,10 @@ mod tests {
         let q = mol.gasteiger_charges();
         let total: f64 = q.iter().map(|(atom, hs)| atom + hs).sum();
         assert!(total.abs() < 1e-12, "charge is conserved: {total}");
-        assert!(q[2].0 < q[1].0 && q[1].0 > q[0].0, "oxygen pulls electrons: {q:?}");
+        assert!(
+            q[2].0 < q[1].0 && q[1].0 > q[0].0,
+            "oxygen pulls electrons: {q:?}"
+        );
     }
 
     #[test]
@@ -215,7 +223,10 @@ mod tests {
         let q = mol.gasteiger_charges();
         let total: f64 = q.iter().map(|(atom, hs)| atom + hs).sum();
         assert!((total - 1.0).abs() < 1e-12);
-        assert!((q[0].0 - q[2].0).abs() < 1e-12, "equivalent nitrogens: {q:?}");
+        assert!(
+            (q[0].0 - q[2].0).abs() < 1e-12,
+            "equivalent nitrogens: {q:?}"
+        );
     }
 
     #[test]

@@ -12,11 +12,12 @@ mod gasteiger;
 mod mass;
 mod molecule;
 mod periodic_table;
+mod rings;
 mod smarts;
 
 pub use atom::{AtomInfo, BondInfo, BondStereo, BondType, Hybridization};
 pub use error::{SmilesError, SmilesErrorKind};
 pub use gasteiger::ITERATIONS as GASTEIGER_ITERATIONS;
 pub use mass::atom_mass;
-pub use molecule::{Molecule, parse_smiles};
+pub use molecule::{MAX_SMILES_BYTES, Molecule, parse_smiles};
 pub use smarts::{SmartsError, SmartsPattern};

@@ -7,6 +7,7 @@ use super::atom::{AtomInfo, BondInfo, BondStereo, BondType, Hybridization};
 use super::error::{SmilesError, SmilesErrorKind, from_toolkit};
 use super::gasteiger;
 use super::mass::atom_mass;
+use super::rings::{Graph, RingFacts, simple_rings};
 
 /// A molecule parsed from SMILES and perceived with RDKit's rules (sanitized,
 /// hydrogens removed as `Chem.MolFromSmiles` does), with the per-atom and
@@ -36,13 +37,32 @@ impl std::fmt::Debug for Molecule {
     }
 }
 
+/// Longest SMILES accepted, in bytes. MoleculeNet's longest is 1,340; the
+/// toolkit recurses over the molecular graph and exhausts a 2 MiB thread stack
+/// somewhere between 8,000 and 20,000 chain atoms, so far larger inputs are
+/// refused up front rather than risking an abort.
+pub const MAX_SMILES_BYTES: usize = 10_000;
+
 /// Parse a SMILES string with `Chem.MolFromSmiles` semantics.
 ///
-/// Empty (or all-whitespace) input is rejected: it has no atoms to learn from.
-/// Never panics; every failure is a [`SmilesError`] saying what is wrong.
+/// Empty (or all-whitespace) input is rejected: it has no atoms to learn from;
+/// so is input longer than [`MAX_SMILES_BYTES`]. Never panics; every failure
+/// is a [`SmilesError`] saying what is wrong.
 pub fn parse_smiles(smiles: &str) -> Result<Molecule, SmilesError> {
     if smiles.trim().is_empty() {
         return Err(SmilesError::new(smiles, SmilesErrorKind::Empty, "", None));
+    }
+    if smiles.len() > MAX_SMILES_BYTES {
+        let detail = format!(
+            "{} bytes, at most {MAX_SMILES_BYTES} are accepted",
+            smiles.len()
+        );
+        return Err(SmilesError::new(
+            smiles,
+            SmilesErrorKind::TooLong,
+            detail,
+            None,
+        ));
     }
     let toolkit =
         cosmolkit::Molecule::from_smiles(smiles).map_err(|error| from_toolkit(smiles, &error))?;
@@ -50,7 +70,47 @@ pub fn parse_smiles(smiles: &str) -> Result<Molecule, SmilesError> {
 }
 
 fn internal(smiles: &str, what: &str, error: impl std::fmt::Display) -> SmilesError {
-    SmilesError::new(smiles, SmilesErrorKind::Internal, format!("{what}: {error}"), None)
+    SmilesError::new(
+        smiles,
+        SmilesErrorKind::Internal,
+        format!("{what}: {error}"),
+        None,
+    )
+}
+
+/// Ring facts from the toolkit's symmetrized SSSR (RDKit's sanitization rings).
+fn full_rings(smiles: &str, toolkit: &cosmolkit::Molecule) -> Result<RingFacts, SmilesError> {
+    let n_atoms = toolkit.num_atoms();
+    let rings = toolkit
+        .symmetrized_sssr()
+        .map_err(|e| internal(smiles, "ring perception", e))?;
+    let mut atom_ring_sizes = vec![[false; 6]; n_atoms];
+    let mut atom_in_ring = vec![false; n_atoms];
+    for ring in rings.atom_rings() {
+        let size = ring.len();
+        for atom in ring {
+            let index = atom.index();
+            if index < n_atoms {
+                atom_in_ring[index] = true;
+                if (3..=8).contains(&size) {
+                    atom_ring_sizes[index][size - 3] = true;
+                }
+            }
+        }
+    }
+    let mut bond_in_ring = vec![false; toolkit.num_bonds()];
+    for ring in rings.bond_rings() {
+        for bond in ring {
+            if let Some(flag) = bond_in_ring.get_mut(bond.index()) {
+                *flag = true;
+            }
+        }
+    }
+    Ok(RingFacts {
+        atom_in_ring,
+        atom_ring_sizes,
+        bond_in_ring,
+    })
 }
 
 fn small<T: TryInto<u8>>(value: T) -> u8 {
@@ -60,37 +120,16 @@ fn small<T: TryInto<u8>>(value: T) -> u8 {
 impl Molecule {
     fn perceive(smiles: &str, toolkit: cosmolkit::Molecule) -> Result<Self, SmilesError> {
         let n_atoms = toolkit.num_atoms();
-        let rings = toolkit.symmetrized_sssr().map_err(|e| internal(smiles, "ring perception", e))?;
-
-        let mut atom_ring_sizes = vec![[false; 6]; n_atoms];
-        let mut atom_in_ring = vec![false; n_atoms];
-        for ring in rings.atom_rings() {
-            let size = ring.len();
-            for atom in ring {
-                let index = atom.index();
-                if index < n_atoms {
-                    atom_in_ring[index] = true;
-                    if (3..=8).contains(&size) {
-                        atom_ring_sizes[index][size - 3] = true;
-                    }
-                }
-            }
-        }
-        let mut bond_in_ring = vec![false; toolkit.num_bonds()];
-        for ring in rings.bond_rings() {
-            for bond in ring {
-                if let Some(flag) = bond_in_ring.get_mut(bond.index()) {
-                    *flag = true;
-                }
-            }
-        }
-
         let mut bonds = Vec::with_capacity(toolkit.num_bonds());
         let mut degree = vec![0u32; n_atoms];
         for (index, bond) in toolkit.bonds().iter().enumerate() {
             let (begin, end) = (bond.begin().index(), bond.end().index());
             if begin >= n_atoms || end >= n_atoms {
-                return Err(internal(smiles, "bond table", format!("bond {index} out of range")));
+                return Err(internal(
+                    smiles,
+                    "bond table",
+                    format!("bond {index} out of range"),
+                ));
             }
             degree[begin] += 1;
             degree[end] += 1;
@@ -100,7 +139,7 @@ impl Molecule {
                 bond_type: BondType::from_rdkit_code(bond.order_code()),
                 is_conjugated: bond.is_conjugated(),
                 is_aromatic: bond.is_aromatic(),
-                in_ring: bond_in_ring[index],
+                in_ring: false, // set below, once rings are known
                 stereo: BondStereo::from_rdkit_code(bond.stereo_code()),
             });
         }
@@ -121,14 +160,32 @@ impl Molecule {
             }
         }
 
+        let bond_ends: Vec<(u32, u32)> = bonds.iter().map(|b| (b.begin, b.end)).collect();
+        let graph = Graph {
+            offsets: &offsets,
+            neighbors: &neighbors,
+            bond_ends: &bond_ends,
+        };
+        let rings = match simple_rings(&graph) {
+            Some(facts) => facts,
+            None => full_rings(smiles, &toolkit)?,
+        };
+        for (bond, in_ring) in bonds.iter_mut().zip(&rings.bond_in_ring) {
+            bond.in_ring = *in_ring;
+        }
+
         let toolkit_atoms = toolkit.atoms();
         let mut atoms = Vec::with_capacity(n_atoms);
         for (index, atom) in toolkit_atoms.iter().enumerate() {
-            let total_hs = atom.total_hydrogens().map_err(|e| internal(smiles, "hydrogen count", e))?;
-            let implicit =
-                atom.implicit_hydrogens().map_err(|e| internal(smiles, "implicit valence", e))?;
-            let total_valence =
-                atom.total_valence().map_err(|e| internal(smiles, "total valence", e))?;
+            let total_hs = atom
+                .total_hydrogens()
+                .map_err(|e| internal(smiles, "hydrogen count", e))?;
+            let implicit = atom
+                .implicit_hydrogens()
+                .map_err(|e| internal(smiles, "implicit valence", e))?;
+            let total_valence = atom
+                .total_valence()
+                .map_err(|e| internal(smiles, "total valence", e))?;
             let range = offsets[index] as usize..offsets[index + 1] as usize;
             let hydrogen_neighbors = neighbors[range]
                 .iter()
@@ -148,8 +205,8 @@ impl Molecule {
                 total_valence: small(total_valence),
                 hybridization: Hybridization::from_toolkit(atom.hybridization()),
                 is_aromatic: atom.is_aromatic(),
-                in_ring: atom_in_ring[index],
-                ring_sizes: atom_ring_sizes[index],
+                in_ring: rings.atom_in_ring[index],
+                ring_sizes: rings.atom_ring_sizes[index],
                 mass: atom_mass(atomic_number, isotope),
                 isotope,
                 hydrogen_neighbors: small(hydrogen_neighbors),
@@ -206,7 +263,9 @@ impl Molecule {
     /// Should the writer fail (never seen on MoleculeNet), this is the empty
     /// string; [`Self::try_canonical_smiles`] reports the reason.
     pub fn canonical_smiles(&self) -> String {
-        self.canonical.get_or_init(|| self.try_canonical_smiles().unwrap_or_default()).clone()
+        self.canonical
+            .get_or_init(|| self.try_canonical_smiles().unwrap_or_default())
+            .clone()
     }
 
     /// Canonical isomeric SMILES, or why it could not be written.
@@ -222,7 +281,9 @@ impl Molecule {
     /// semantics: ring systems plus linkers, no stereo; `""` for an acyclic
     /// molecule (and, should the toolkit fail, see [`Self::try_murcko_scaffold`]).
     pub fn murcko_scaffold(&self) -> String {
-        self.scaffold.get_or_init(|| self.try_murcko_scaffold().unwrap_or_default()).clone()
+        self.scaffold
+            .get_or_init(|| self.try_murcko_scaffold().unwrap_or_default())
+            .clone()
     }
 
     /// Bemis–Murcko scaffold SMILES, or why it could not be computed.
@@ -272,9 +333,13 @@ impl Molecule {
 }
 
 fn write_smiles(molecule: &cosmolkit::Molecule, isomeric: bool) -> Result<String, String> {
-    let params =
-        cosmolkit::SmilesWriteParams { isomeric_smiles: isomeric, ..Default::default() };
-    let text = molecule.to_smiles_with_params(&params).map_err(|e| e.to_string())?;
+    let params = cosmolkit::SmilesWriteParams {
+        isomeric_smiles: isomeric,
+        ..Default::default()
+    };
+    let text = molecule
+        .to_smiles_with_params(&params)
+        .map_err(|e| e.to_string())?;
     String::from_utf8(text.into_bytes()).map_err(|e| e.to_string())
 }
 
@@ -295,11 +360,17 @@ mod tests {
         assert_eq!(mol.num_atoms(), 12);
         assert_eq!(mol.num_bonds(), 12);
         let chiral = &mol.atoms()[1];
-        assert_eq!((chiral.chiral_tag, chiral.total_hs, chiral.total_degree), (2, 1, 4));
+        assert_eq!(
+            (chiral.chiral_tag, chiral.total_hs, chiral.total_degree),
+            (2, 1, 4)
+        );
         assert_eq!(mol.atoms()[3].hybridization, Hybridization::Sp2);
         assert!(mol.atoms()[3].is_aromatic && mol.atoms()[3].ring_sizes[3]);
         let double = &mol.bonds()[9];
-        assert_eq!((double.bond_type, double.stereo), (BondType::Double, BondStereo::E));
+        assert_eq!(
+            (double.bond_type, double.stereo),
+            (BondType::Double, BondStereo::E)
+        );
         assert_eq!(mol.canonical_smiles(), "C/C=C/c1ccccc1[C@H](C)N");
         assert_eq!(mol.murcko_scaffold(), "c1ccccc1");
     }
@@ -330,6 +401,14 @@ mod tests {
         assert!(error.to_string().contains("kekulize"), "{error}");
         let error = parse_smiles("C(C)(C)(C)(C)C").unwrap_err();
         assert_eq!(error.kind(), SmilesErrorKind::Chemistry);
-        assert_eq!(parse_smiles("  ").unwrap_err().kind(), SmilesErrorKind::Empty);
+        assert_eq!(
+            parse_smiles("  ").unwrap_err().kind(),
+            SmilesErrorKind::Empty
+        );
+        let huge = "C".repeat(MAX_SMILES_BYTES + 1);
+        assert_eq!(
+            parse_smiles(&huge).unwrap_err().kind(),
+            SmilesErrorKind::TooLong
+        );
     }
 }

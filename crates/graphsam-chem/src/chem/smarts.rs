@@ -22,10 +22,16 @@ pub struct SmartsError {
 impl SmartsPattern {
     /// Parse and compile `text`.
     pub fn new(text: &str) -> Result<Self, SmartsError> {
-        let fail = |detail: String| SmartsError { text: text.to_owned(), detail };
+        let fail = |detail: String| SmartsError {
+            text: text.to_owned(),
+            detail,
+        };
         let query = cosmolkit::parse_smarts(text).map_err(|e| fail(e.to_string()))?;
         let compiled = cosmolkit::compile_query(&query).map_err(|e| fail(e.to_string()))?;
-        Ok(Self { text: text.to_owned(), compiled })
+        Ok(Self {
+            text: text.to_owned(),
+            compiled,
+        })
     }
 
     /// The pattern's source text.

@@ -53,7 +53,11 @@ pub(super) fn bond_features(mol: &Molecule) -> Vec<f32> {
         row[4] = flag(bond.bond_type == BondType::Aromatic);
         row[5] = flag(bond.is_conjugated);
         row[6] = flag(bond.in_ring);
-        one_hot(&mut row[7..14], bond.stereo.rdkit_code(), &[0, 1, 2, 3, 4, 5]);
+        one_hot(
+            &mut row[7..14],
+            bond.stereo.rdkit_code(),
+            &[0, 1, 2, 3, 4, 5],
+        );
     }
     out
 }

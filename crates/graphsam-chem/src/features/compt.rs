@@ -22,8 +22,12 @@ pub(super) const BOND_DIM: usize = 13;
 /// The reference drops molecules with this many atoms or more (the data stage applies it).
 pub const MAX_ATOMS: usize = 100;
 
-const BOND_TYPES: [BondType; 4] =
-    [BondType::Single, BondType::Double, BondType::Triple, BondType::Aromatic];
+const BOND_TYPES: [BondType; 4] = [
+    BondType::Single,
+    BondType::Double,
+    BondType::Triple,
+    BondType::Aromatic,
+];
 const STEREOS: [BondStereo; 6] = [
     BondStereo::Any,
     BondStereo::Cis,
@@ -74,6 +78,12 @@ pub(super) fn bond_features(mol: &Molecule) -> Vec<f32> {
 pub(super) fn distances(mol: &Molecule) -> Vec<f32> {
     mol.distance_matrix()
         .into_iter()
-        .map(|d| if d == u32::MAX { DISCONNECTED_DISTANCE } else { d as f32 })
+        .map(|d| {
+            if d == u32::MAX {
+                DISCONNECTED_DISTANCE
+            } else {
+                d as f32
+            }
+        })
         .collect()
 }

@@ -6,7 +6,10 @@
 /// without an unknown slot is the last choice — the reference featurizers'
 /// `vec[lst.index(v) if v in lst else -1] = 1`.
 pub(super) fn one_hot<T: PartialEq>(block: &mut [f32], value: T, choices: &[T]) {
-    let slot = choices.iter().position(|c| *c == value).unwrap_or(block.len().saturating_sub(1));
+    let slot = choices
+        .iter()
+        .position(|c| *c == value)
+        .unwrap_or(block.len().saturating_sub(1));
     if let Some(cell) = block.get_mut(slot) {
         *cell = 1.0;
     }

@@ -45,13 +45,20 @@ pub(super) fn atom_features(mol: &Molecule) -> Vec<f32> {
     let n = mol.num_atoms();
     let flags: Vec<Vec<bool>> = patterns()
         .iter()
-        .map(|p| p.as_ref().map_or_else(|| vec![false; n], |p| mol.atoms_matching(p)))
+        .map(|p| {
+            p.as_ref()
+                .map_or_else(|| vec![false; n], |p| mol.atoms_matching(p))
+        })
         .collect();
     let mut out = vec![0.0f32; n * ATOM_DIM];
     for (i, (row, atom)) in out.chunks_exact_mut(ATOM_DIM).zip(mol.atoms()).enumerate() {
         write_common(row, atom);
         row[108 + charge_slot(atom.formal_charge)] = 1.0;
-        one_hot(&mut row[133..141], atom.implicit_valence, &[0, 1, 2, 3, 4, 5, 6]);
+        one_hot(
+            &mut row[133..141],
+            atom.implicit_valence,
+            &[0, 1, 2, 3, 4, 5, 6],
+        );
         for (k, hits) in flags.iter().enumerate() {
             row[141 + k] = flag(hits[i]);
         }
@@ -82,7 +89,11 @@ mod tests {
         let mol = crate::chem::parse_smiles("CC(=O)O").unwrap();
         let rows = atom_features(&mol);
         let row = |i: usize| &rows[i * ATOM_DIM..(i + 1) * ATOM_DIM];
-        assert_eq!(row(1)[141..145], [0.0, 0.0, 1.0, 0.0], "carboxyl carbon is acidic");
+        assert_eq!(
+            row(1)[141..145],
+            [0.0, 0.0, 1.0, 0.0],
+            "carboxyl carbon is acidic"
+        );
         assert_eq!(row(2)[141..145], [1.0, 0.0, 0.0, 0.0], "carbonyl O accepts");
         // RDKit agrees: an acid's OH is excluded from the acceptor pattern.
         assert_eq!(row(3)[141..145], [0.0, 1.0, 0.0, 0.0], "hydroxyl O donates");

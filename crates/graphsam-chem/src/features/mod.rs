@@ -93,7 +93,9 @@ impl FromStr for FeatureSet {
         Self::ALL
             .into_iter()
             .find(|set| set.name() == wanted)
-            .ok_or_else(|| UnknownFeatureSet { given: text.to_owned() })
+            .ok_or_else(|| UnknownFeatureSet {
+                given: text.to_owned(),
+            })
     }
 }
 
@@ -137,13 +139,29 @@ fn row(values: &[f32], rows: usize, i: usize) -> &[f32] {
 pub fn featurize(mol: &Molecule, set: FeatureSet) -> MolGraph {
     let bonds: Vec<[u32; 2]> = mol.bonds().iter().map(|b| [b.begin, b.end]).collect();
     let (atom_features, bond_features, distances) = match set {
-        FeatureSet::Compt => {
-            (compt::atom_features(mol), compt::bond_features(mol), Some(compt::distances(mol)))
-        }
-        FeatureSet::Chemprop => (chemprop::atom_features(mol), chemprop::bond_features(mol), None),
-        FeatureSet::Grover => (grover::atom_features(mol), chemprop::bond_features(mol), None),
+        FeatureSet::Compt => (
+            compt::atom_features(mol),
+            compt::bond_features(mol),
+            Some(compt::distances(mol)),
+        ),
+        FeatureSet::Chemprop => (
+            chemprop::atom_features(mol),
+            chemprop::bond_features(mol),
+            None,
+        ),
+        FeatureSet::Grover => (
+            grover::atom_features(mol),
+            chemprop::bond_features(mol),
+            None,
+        ),
     };
-    MolGraph { n_atoms: mol.num_atoms(), atom_features, bonds, bond_features, distances }
+    MolGraph {
+        n_atoms: mol.num_atoms(),
+        atom_features,
+        bonds,
+        bond_features,
+        distances,
+    }
 }
 
 /// Parse and featurize in one step.
@@ -167,12 +185,18 @@ mod tests {
 
     #[test]
     fn widths_match_the_design() {
-        let dims: Vec<_> = FeatureSet::ALL.iter().map(|s| (s.atom_dim(), s.bond_dim())).collect();
+        let dims: Vec<_> = FeatureSet::ALL
+            .iter()
+            .map(|s| (s.atom_dim(), s.bond_dim()))
+            .collect();
         assert_eq!(dims, vec![(115, 13), (133, 14), (151, 14)]);
         for set in FeatureSet::ALL {
             let graph = featurize_smiles("CC(=O)Oc1ccccc1C(=O)O.[Na+]", set).unwrap();
             assert_eq!(graph.atom_features.len(), graph.n_atoms * set.atom_dim());
-            assert_eq!(graph.bond_features.len(), graph.bonds.len() * set.bond_dim());
+            assert_eq!(
+                graph.bond_features.len(),
+                graph.bonds.len() * set.bond_dim()
+            );
             assert_eq!(graph.distances.is_some(), set == FeatureSet::Compt);
         }
     }
