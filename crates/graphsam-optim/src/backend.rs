@@ -10,12 +10,12 @@ use burn::tensor::Device;
 /// A compute backend compiled into this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ComputeBackend {
+    /// burn-flex on the CPU (feature `flex`, default; the faster one).
+    #[cfg(feature = "flex")]
+    Flex,
     /// burn-ndarray on the CPU (feature `ndarray`, default).
     #[cfg(feature = "ndarray")]
     NdArray,
-    /// burn-flex on the CPU (feature `flex`).
-    #[cfg(feature = "flex")]
-    Flex,
     /// wgpu (Vulkan on Linux) on the best adapter (feature `wgpu`).
     #[cfg(feature = "wgpu")]
     Wgpu,
@@ -25,17 +25,17 @@ impl ComputeBackend {
     /// Every backend compiled in, fastest CPU backend first.
     pub fn available() -> Vec<ComputeBackend> {
         vec![
-            #[cfg(feature = "ndarray")]
-            ComputeBackend::NdArray,
             #[cfg(feature = "flex")]
             ComputeBackend::Flex,
+            #[cfg(feature = "ndarray")]
+            ComputeBackend::NdArray,
             #[cfg(feature = "wgpu")]
             ComputeBackend::Wgpu,
         ]
     }
 
     /// The CPU backend measured fastest for small dense models on 2 cores
-    /// (see the crate README): ndarray.
+    /// (see the crate README): flex when compiled in, else ndarray.
     pub fn default_cpu() -> ComputeBackend {
         Self::available()
             .into_iter()
