@@ -5,8 +5,10 @@
 //! `graphsam-optim`) -> [`train`] -> the `graphsam` command line.
 
 pub use graphsam_chem::{chem, features};
+pub use graphsam_optim as optim;
 
 
 pub mod data;
 pub mod model;
 pub mod train;
+pub mod cli;

@@ -1,2 +1,325 @@
 //! Model stage: backbones (CoMPT, GROVER, D-MPNN) and their losses.
+//!
+//! Every backbone implements [`PropertyModel`], which is all the trainer
+//! needs: which batch layout it consumes, how a host batch becomes device
+//! tensors, its training loss and its predictions. [`ModelSpec`] names a
+//! backbone with its hyper-parameters, serialisably, so a saved model can be
+//! rebuilt by `graphsam predict`.
+
+pub mod compt;
+pub mod dmpnn;
+pub mod graph_input;
+pub mod graph_layers;
+pub mod grover;
 pub mod loss;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use graphsam_chem::features::FeatureSet;
+
+pub use crate::data::TaskType;
+use crate::data::{BatchLayout, DenseBatch, PackedBatch};
+use compt::{Compt, ComptConfig, ComptInput};
+use dmpnn::{Dmpnn, DmpnnConfig};
+use graph_input::GraphInput;
+use grover::{Grover, GroverConfig};
+
+/// Whether a forward pass trains (stochastic parts on) or evaluates.
+///
+/// Training carries the random generator that drives every stochastic choice
+/// of the pass (dropout masks, GROVER's sampled message-passing depths), so a
+/// caller that seeds it, or clones it to replay a pass (e.g. the perturbed
+/// pass of a SAM step), gets the same network.
+pub enum ForwardMode<'a> {
+    /// Deterministic evaluation: no dropout, fixed depths.
+    Eval,
+    /// Training with the given source of randomness.
+    Train(&'a mut dyn RngCore),
+}
+
+impl ForwardMode<'_> {
+    /// A shorter-lived copy of this mode, so one mode can drive several calls.
+    pub fn reborrow(&mut self) -> ForwardMode<'_> {
+        match self {
+            ForwardMode::Eval => ForwardMode::Eval,
+            ForwardMode::Train(rng) => ForwardMode::Train(&mut **rng),
+        }
+    }
+
+    /// True while training.
+    pub fn is_training(&self) -> bool {
+        matches!(self, ForwardMode::Train(_))
+    }
+}
+
+/// A molecular property predictor the trainer can fit and evaluate.
+pub trait PropertyModel: Module + Sized {
+    /// Host batch layout the backbone consumes (dense padded or packed).
+    type Batch: BatchLayout;
+    /// The batch moved to the device as tensors, built once per step so that
+    /// optimizers evaluating several gradients reuse it.
+    type Input;
+
+    /// Moves a host batch (features, targets and label mask) to `device`.
+    fn input(batch: &Self::Batch, device: &Device) -> anyhow::Result<Self::Input>;
+
+    /// Training loss on a batch with observed-label masking. `step_seed`
+    /// fixes any randomness of the forward pass (e.g. GROVER's sampled
+    /// message-passing depth), so the evaluations of one optimizer step agree.
+    fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1>;
+
+    /// Predictions (B × T): probabilities for classification, standardised
+    /// values for regression. Deterministic (evaluation mode).
+    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2>;
+}
+
+/// A device batch with its targets and label mask (B × T each).
+pub struct Labelled<I> {
+    /// The model's own input tensors.
+    pub input: I,
+    /// Targets (standardised for regression); 0 where missing.
+    pub targets: Tensor<2>,
+    /// 1 where a label is present.
+    pub mask: Tensor<2>,
+}
+
+fn labels(targets: &[f32], mask: &[f32], n_tasks: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let b = targets.len() / n_tasks.max(1);
+    (
+        Tensor::from_data(TensorData::new(targets.to_vec(), [b, n_tasks]), device),
+        Tensor::from_data(TensorData::new(mask.to_vec(), [b, n_tasks]), device),
+    )
+}
+
+impl PropertyModel for Compt {
+    type Batch = DenseBatch;
+    type Input = Labelled<ComptInput>;
+
+    fn input(batch: &DenseBatch, device: &Device) -> anyhow::Result<Self::Input> {
+        let input = ComptInput::from_host(
+            batch.len(),
+            batch.max_atoms,
+            &batch.node_features,
+            &batch.pair_features,
+            &batch.distances,
+            &batch.atom_mask,
+            &batch.positions,
+            device,
+        );
+        let (targets, mask) = labels(&batch.targets, &batch.target_mask, batch.n_tasks, device);
+        Ok(Labelled { input, targets, mask })
+    }
+
+    fn loss(&self, input: &Self::Input, task: TaskType, _step_seed: u64) -> Tensor<1> {
+        let out = self.forward(&input.input);
+        match task {
+            TaskType::Classification => {
+                loss::masked_bce_with_logits(out, input.targets.clone(), input.mask.clone())
+            }
+            TaskType::Regression => loss::masked_rmse(out, input.targets.clone(), input.mask.clone()),
+        }
+    }
+
+    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
+        let out = self.forward(&input.input);
+        match task {
+            TaskType::Classification => burn::tensor::activation::sigmoid(out),
+            TaskType::Regression => out,
+        }
+    }
+}
+
+fn graph_input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Labelled<GraphInput>> {
+    let input = GraphInput::from_host(
+        batch.atom_dim,
+        batch.bond_dim,
+        &batch.atom_features,
+        &batch.bond_features,
+        &batch.bond_source,
+        &batch.bond_target,
+        &batch.bond_reverse,
+        &batch.atom_molecule,
+        batch.len(),
+        device,
+    )
+    .map_err(|e| anyhow::anyhow!("packing molecules {:?}: {e}", batch.molecules))?;
+    let (targets, mask) = labels(&batch.targets, &batch.target_mask, batch.n_tasks, device);
+    Ok(Labelled { input, targets, mask })
+}
+
+impl PropertyModel for Dmpnn {
+    type Batch = PackedBatch;
+    type Input = Labelled<GraphInput>;
+
+    fn input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Self::Input> {
+        graph_input(batch, device)
+    }
+
+    fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
+        Dmpnn::loss(
+            self,
+            &input.input,
+            input.targets.clone(),
+            input.mask.clone(),
+            task,
+            ForwardMode::Train(&mut rng),
+        )
+    }
+
+    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
+        Dmpnn::predict(self, &input.input, task)
+    }
+}
+
+impl PropertyModel for Grover {
+    type Batch = PackedBatch;
+    type Input = Labelled<GraphInput>;
+
+    fn input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Self::Input> {
+        graph_input(batch, device)
+    }
+
+    fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
+        Grover::loss(
+            self,
+            &input.input,
+            input.targets.clone(),
+            input.mask.clone(),
+            task,
+            ForwardMode::Train(&mut rng),
+        )
+    }
+
+    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
+        Grover::predict(self, &input.input, task)
+    }
+}
+
+/// The backbones, by CLI name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// CoMPT (Chen et al. 2021), the paper's documented backbone.
+    Compt,
+    /// GROVER's GTransEncoder (Rong et al. 2020), trained from scratch.
+    Grover,
+    /// chemprop v1's directed message-passing network (Yang et al. 2019).
+    Dmpnn,
+}
+
+impl ModelKind {
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Compt => "compt",
+            ModelKind::Grover => "grover",
+            ModelKind::Dmpnn => "dmpnn",
+        }
+    }
+
+    /// The feature set the backbone consumes.
+    pub fn feature_set(self) -> FeatureSet {
+        match self {
+            ModelKind::Compt => FeatureSet::Compt,
+            ModelKind::Grover => FeatureSet::Grover,
+            ModelKind::Dmpnn => FeatureSet::Chemprop,
+        }
+    }
+
+    /// The default hyper-parameters for `dataset` (CoMPT: the per-dataset
+    /// table of COMPT.md) with `n_tasks` outputs.
+    pub fn default_spec(self, dataset: &str, n_tasks: usize) -> ModelSpec {
+        match self {
+            ModelKind::Compt => ModelSpec::Compt(ComptConfig::for_dataset(dataset, n_tasks)),
+            ModelKind::Grover => ModelSpec::Grover(GroverConfig::new(n_tasks)),
+            ModelKind::Dmpnn => ModelSpec::Dmpnn(DmpnnConfig::new(n_tasks)),
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "compt" => Ok(ModelKind::Compt),
+            "grover" => Ok(ModelKind::Grover),
+            "dmpnn" | "d-mpnn" | "chemprop" => Ok(ModelKind::Dmpnn),
+            other => Err(format!("unknown model `{other}` (compt, grover, dmpnn)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backbone with its hyper-parameters; enough to rebuild the network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "config", rename_all = "kebab-case")]
+pub enum ModelSpec {
+    /// CoMPT.
+    Compt(ComptConfig),
+    /// GROVER.
+    Grover(GroverConfig),
+    /// D-MPNN.
+    Dmpnn(DmpnnConfig),
+}
+
+impl PartialEq for ModelSpec {
+    fn eq(&self, other: &Self) -> bool {
+        // GROVER/D-MPNN configs are burn `Config`s without PartialEq;
+        // their serialised forms are equal exactly when the settings are.
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
+}
+
+impl ModelSpec {
+    /// Which backbone.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelSpec::Compt(_) => ModelKind::Compt,
+            ModelSpec::Grover(_) => ModelKind::Grover,
+            ModelSpec::Dmpnn(_) => ModelKind::Dmpnn,
+        }
+    }
+
+    /// The CLI name of the backbone.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The feature set the backbone consumes.
+    pub fn feature_set(&self) -> FeatureSet {
+        self.kind().feature_set()
+    }
+}
+
+/// Runs `$body` with `$model` bound to a freshly initialised network of the
+/// spec's backbone (each arm has its own concrete type), on `$device`, with
+/// weights drawn from `$seed`.
+#[macro_export]
+macro_rules! with_model {
+    ($spec:expr, $device:expr, $seed:expr, |$model:ident| $body:expr) => {
+        match $spec {
+            $crate::model::ModelSpec::Compt(config) => {
+                let $model = config.init($device);
+                $body
+            }
+            $crate::model::ModelSpec::Grover(config) => {
+                let $model = config.init($device, $seed);
+                $body
+            }
+            $crate::model::ModelSpec::Dmpnn(config) => {
+                let $model = config.init($device, $seed);
+                $body
+            }
+        }
+    };
+}

@@ -1,3 +1,12 @@
 //! Train stage: the training loop, early stopping, checkpoints and run records.
 
+pub mod checkpoint;
 pub mod record;
+pub mod run;
+pub mod trainer;
+
+pub use run::{ModelCard, RunConfig, RunSummary, device_without_autodiff, run_seed};
+pub use trainer::{
+    SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
+    predict_indices,
+};

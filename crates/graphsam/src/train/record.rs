@@ -28,10 +28,8 @@ pub mod files {
     pub const MODEL_CARD: &str = "model.json";
     /// Final summary with test metric and timings (JSON); its presence marks a finished run.
     pub const SUMMARY: &str = "summary.json";
-    /// Last-epoch checkpoint (weights) for resuming.
-    pub const CHECKPOINT_MODEL: &str = "checkpoint_model.safetensors";
-    /// Last-epoch checkpoint (trainer and optimizer state) for resuming.
-    pub const CHECKPOINT_STATE: &str = "checkpoint_state.bin";
+    /// Last-epoch checkpoint (trainer state, weights and optimizer state in one file) for resuming.
+    pub const CHECKPOINT: &str = "checkpoint.bin";
 }
 
 /// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.

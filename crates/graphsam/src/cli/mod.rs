@@ -1,0 +1,60 @@
+//! The `graphsam` command line: one file per subcommand. The binary is a
+//! thin wrapper over [`run`]; all work happens in the library stages.
+
+pub mod dataset_args;
+pub mod datasets;
+pub mod device_args;
+pub mod featurize;
+pub mod progress;
+pub mod split;
+pub mod train;
+pub mod train_args;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Train molecular property predictors with sharpness-aware optimizers (GraphSAM, SAM, Adam, ...).
+#[derive(Debug, Parser)]
+#[command(name = "graphsam", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Featurize a CSV of SMILES and report invalid rows.
+    Featurize(featurize::FeaturizeArgs),
+    /// List the registry datasets and whether each is available locally.
+    Datasets(datasets::DatasetsArgs),
+    /// Show how a dataset splits (sizes, scaffold groups).
+    Split(split::SplitArgs),
+    /// Train a model (one run per seed) and write its run record.
+    Train(train::TrainArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Featurize(args) => featurize::run(args),
+        Command::Datasets(args) => datasets::run(args),
+        Command::Split(args) => split::run(args),
+        Command::Train(args) => train::run(args),
+    }
+}
+
+/// Prints the rows a dataset load skipped, with their file lines.
+pub fn report_skipped(dataset: &crate::data::MoleculeDataset) {
+    if dataset.skipped.is_empty() {
+        return;
+    }
+    eprintln!("{}: {} rows skipped:", dataset.name, dataset.skipped.len());
+    for row in dataset.skipped.iter().take(20) {
+        eprintln!("  line {}: {:?}: {}", row.line, row.smiles, row.reason);
+    }
+    if dataset.skipped.len() > 20 {
+        eprintln!("  ... and {} more", dataset.skipped.len() - 20);
+    }
+}

@@ -1,0 +1,108 @@
+//! Progress bars shared by the commands (hidden with `--quiet` or when not on a terminal).
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A bar counting `total` items, hidden when `quiet`.
+pub fn counter_bar(total: u64, message: &'static str, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+/// Renders training progress: a bar per epoch (steps, loss, molecules/s) and
+/// one summary line per epoch; with `quiet`, only the summary lines.
+pub struct EpochProgress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    loss_sum: f64,
+    steps: u64,
+    molecules: u64,
+    started: std::time::Instant,
+    warnings: u64,
+}
+
+impl EpochProgress {
+    /// A renderer; `quiet` hides the bars.
+    pub fn new(quiet: bool) -> Self {
+        EpochProgress {
+            quiet,
+            bar: None,
+            loss_sum: 0.0,
+            steps: 0,
+            molecules: 0,
+            started: std::time::Instant::now(),
+            warnings: 0,
+        }
+    }
+}
+
+impl crate::train::TrainObserver for EpochProgress {
+    fn epoch_started(&mut self, epoch: usize, steps: usize, _molecules: usize) {
+        self.loss_sum = 0.0;
+        self.steps = 0;
+        self.molecules = 0;
+        self.started = std::time::Instant::now();
+        if !self.quiet {
+            let bar = ProgressBar::new(steps as u64);
+            if let Ok(style) =
+                ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} steps {msg}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(epoch.to_string());
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step_finished(&mut self, report: &graphsam_optim::StepReport, molecules: usize) {
+        self.loss_sum += report.loss as f64;
+        self.steps += 1;
+        self.molecules += molecules as u64;
+        if let Some(bar) = &self.bar {
+            let rate = self.molecules as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "loss {:.4}, {rate:.0} molecules/s",
+                self.loss_sum / self.steps as f64
+            ));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch_finished(&mut self, r: &crate::train::record::EpochRecord, metric: crate::data::Metric) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let valid = r.valid_metric.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        eprintln!(
+            "epoch {:>3}  loss {:.4}  valid {} {}{}  lr {:.2e}  rho {:.4}  {:.1} s  {} passes",
+            r.epoch,
+            r.train_loss,
+            metric.name(),
+            valid,
+            if r.is_best { " *" } else { "  " },
+            r.learning_rate,
+            r.rho,
+            r.train_seconds + r.valid_seconds,
+            r.forward_passes
+        );
+    }
+
+    fn warning(&mut self, message: &str) {
+        self.warnings += 1;
+        // Repeated warnings (e.g. a skipped perturbation every step) would
+        // drown the log: show the first few, then every hundredth.
+        if self.warnings <= 5 || self.warnings % 100 == 0 {
+            eprintln!("warning ({} so far): {message}", self.warnings);
+        }
+    }
+
+    fn resumed(&mut self, epochs_done: usize) {
+        eprintln!("resuming from the checkpoint after {epochs_done} epochs");
+    }
+}

@@ -1,0 +1,172 @@
+//! `graphsam train`: train a backbone on a dataset over one or more seeds.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::dataset_args::DatasetArgs;
+use super::device_args::DeviceArgs;
+use super::progress::EpochProgress;
+use super::split::parse_sizes;
+use super::train_args::{ModelArgs, OptimizerArgs, ScheduleArgs};
+use crate::data::{LoadOptions, MoleculeDataset, SplitKind};
+use crate::model::{ModelKind, ModelSpec};
+use crate::train::{RunConfig, RunSummary, TrainSettings, run_seed};
+
+/// Arguments of `graphsam train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optimizer: adam, sam, graphsam, sam-k or looksam.
+    #[arg(long, default_value = "graphsam")]
+    pub optimizer: String,
+    #[command(flatten)]
+    pub optimizer_flags: OptimizerArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// random, scaffold, scaffold-deterministic or file:<path>.
+    #[arg(long, default_value = "random")]
+    pub split: SplitKind,
+    /// Split fractions train,valid,test.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
+    pub sizes: Vec<f64>,
+    /// Number of repeated runs; run k uses seed k for its split, batches and weights.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 150)]
+    pub epochs: usize,
+    /// Early stopping: epochs without validation improvement (0 = off).
+    #[arg(long, default_value_t = 20)]
+    pub patience: usize,
+    /// Molecules per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
+    #[arg(long)]
+    pub atom_limit: Option<usize>,
+    /// Output folder (default runs/<dataset>-<model>-<optimizer>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// No progress bars; one line per epoch.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Builds the model spec for a dataset from the model flags.
+pub fn model_spec(args: &ModelArgs, dataset: &MoleculeDataset) -> ModelSpec {
+    let mut spec = args.model.default_spec(&dataset.name, dataset.n_tasks);
+    if let ModelSpec::Compt(c) = &mut spec {
+        if let Some(d) = args.hidden {
+            c.d_model = d;
+        }
+        if let Some(n) = args.layers {
+            c.layers = n;
+        }
+    }
+    spec
+}
+
+/// Load options for a backbone (CoMPT drops molecules of ≥ 100 atoms, as the reference).
+pub fn load_options(model: ModelKind, atom_limit: Option<usize>) -> LoadOptions {
+    let mut options = LoadOptions::for_features(model.feature_set());
+    if atom_limit.is_some() {
+        options.atom_limit = atom_limit;
+    }
+    options
+}
+
+/// Runs the command.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let sizes = parse_sizes(&args.sizes)?;
+    let optimizer = args.optimizer_flags.config(&args.optimizer)?;
+    let (spec, _) = args.data.spec()?;
+    let options = load_options(args.model.model, args.atom_limit);
+    let dataset = args.data.load(&options)?;
+    super::report_skipped(&dataset);
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}-{}", dataset.name, args.model.model, optimizer.name()))
+    });
+    let device = args.device.training_device()?;
+    let model = model_spec(&args.model, &dataset);
+    let mut summaries: Vec<RunSummary> = Vec::new();
+    for seed in 0..args.seeds {
+        let config = RunConfig {
+            dataset: dataset.name.clone(),
+            dataset_path: args.data.dataset.clone(),
+            smiles_column: spec.smiles_column.clone(),
+            targets: dataset.task_names.clone(),
+            task_type: dataset.task_type,
+            atom_limit: options.atom_limit,
+            model: model.clone(),
+            split: args.split.clone(),
+            split_sizes: sizes,
+            train: TrainSettings {
+                epochs: args.epochs,
+                patience: args.patience,
+                batch_size: args.batch_size,
+                seed,
+                optimizer: optimizer.clone(),
+                schedule: args.schedule.config(),
+                metric: spec.metric,
+            },
+            backend: args.device.name(),
+            graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let dir = out.join(format!("seed-{seed}"));
+        eprintln!(
+            "training {} on {} ({} molecules) with {}, seed {seed} -> {}",
+            model.name(),
+            dataset.name,
+            dataset.len(),
+            optimizer.name(),
+            dir.display()
+        );
+        let mut progress = EpochProgress::new(args.quiet);
+        let summary = run_seed(&dataset, &config, &device, &dir, &mut progress)
+            .with_context(|| format!("seed {seed}"))?;
+        println!(
+            "seed {seed}: test {} = {:.4} (best epoch {}, {} epochs, {:.1} s/epoch)",
+            summary.metric.name(),
+            summary.test.value,
+            summary.best_epoch,
+            summary.epochs_run,
+            summary.seconds_per_epoch
+        );
+        summaries.push(summary);
+    }
+    let values: Vec<f64> = summaries.iter().map(|s| s.test.value).collect();
+    let (mean, std) = mean_std(&values);
+    println!(
+        "{} {} {}: test {} = {mean:.4} ± {std:.4} over {} seed(s); records in {}",
+        dataset.name,
+        model.name(),
+        optimizer.name(),
+        spec.metric.name(),
+        values.len(),
+        out.display()
+    );
+    crate::train::record::write_json(&out.join("summary.json"), &summaries)?;
+    Ok(())
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}

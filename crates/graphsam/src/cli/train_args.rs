@@ -1,0 +1,155 @@
+//! Flags shared by `train`, `bench` and `compare`: model, optimizer, schedule.
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use graphsam_optim::{
+    AdamConfig, AnchorPolicy, BaseOptimizerConfig, NoamLrConfig, OptimizerConfig, RhoDecay,
+};
+
+use crate::model::ModelKind;
+
+/// Optimizer flags. Unset flags keep each optimizer's documented default
+/// (ρ 0.05, β 0.99, γ 0.5, λ 1, k 5, α 0.7).
+#[derive(Debug, Clone, Args)]
+pub struct OptimizerArgs {
+    /// Perturbation radius ρ (SAM family; GraphSAM: ρ₀).
+    #[arg(long)]
+    pub rho: Option<f64>,
+    /// GraphSAM: EMA factor β of the perturbation-gradient estimate.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// GraphSAM: ρ decay factor γ.
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// GraphSAM: ρ decay period λ in epochs.
+    #[arg(long = "lambda")]
+    pub rho_period: Option<u64>,
+    /// GraphSAM: recompute g_h exactly every N steps instead of at each epoch start.
+    #[arg(long)]
+    pub anchor_every: Option<u64>,
+    /// GraphSAM: the authors' compounding ρ decay instead of the paper's StepLR.
+    #[arg(long)]
+    pub compounding_rho: bool,
+    /// SAM family: ASAM's scale-invariant perturbation ε = ρT²g/‖Tg‖, T = |w|.
+    #[arg(long)]
+    pub adaptive: bool,
+    /// SAM-k / LookSAM: SAM period k in steps.
+    #[arg(long)]
+    pub k: Option<u64>,
+    /// LookSAM: weight α of the reused orthogonal component.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Adam weight decay (L2 penalty).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+}
+
+impl OptimizerArgs {
+    /// The configuration of optimizer `name` with these flags applied.
+    pub fn config(&self, name: &str) -> Result<OptimizerConfig> {
+        let mut config: OptimizerConfig = name.parse()?;
+        let base = BaseOptimizerConfig::Adam(AdamConfig {
+            weight_decay: self.weight_decay,
+            ..AdamConfig::default()
+        });
+        let only = |flag: &str, set: bool, allowed: &[&str]| -> Result<()> {
+            if set && !allowed.contains(&config_name(name)) {
+                bail!("--{flag} does not apply to {name} (only to {})", allowed.join(", "));
+            }
+            Ok(())
+        };
+        only("rho", self.rho.is_some(), &["sam", "graphsam", "sam-k", "looksam"])?;
+        only("beta", self.beta.is_some(), &["graphsam"])?;
+        only("gamma", self.gamma.is_some(), &["graphsam"])?;
+        only("lambda", self.rho_period.is_some(), &["graphsam"])?;
+        only("anchor-every", self.anchor_every.is_some(), &["graphsam"])?;
+        only("compounding-rho", self.compounding_rho, &["graphsam"])?;
+        only("adaptive", self.adaptive, &["sam", "graphsam", "sam-k"])?;
+        only("k", self.k.is_some(), &["sam-k", "looksam"])?;
+        only("alpha", self.alpha.is_some(), &["looksam"])?;
+        match &mut config {
+            OptimizerConfig::Adam(c) => *c = AdamConfig { weight_decay: self.weight_decay, ..c.clone() },
+            OptimizerConfig::Sam(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.adaptive = self.adaptive;
+                c.base = base;
+            }
+            OptimizerConfig::GraphSam(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.beta = self.beta.unwrap_or(c.beta);
+                c.gamma = self.gamma.unwrap_or(c.gamma);
+                c.rho_period = self.rho_period.unwrap_or(c.rho_period);
+                if let Some(steps) = self.anchor_every {
+                    c.anchor = AnchorPolicy::Steps { steps };
+                }
+                if self.compounding_rho {
+                    c.rho_decay = RhoDecay::Compounding;
+                }
+                c.adaptive = self.adaptive;
+                c.base = base;
+            }
+            OptimizerConfig::SamK(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.k = self.k.unwrap_or(c.k);
+                c.adaptive = self.adaptive;
+                c.base = base;
+            }
+            OptimizerConfig::LookSam(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.k = self.k.unwrap_or(c.k);
+                c.alpha = self.alpha.unwrap_or(c.alpha);
+                c.base = base;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn config_name(name: &str) -> &'static str {
+    name.parse::<OptimizerConfig>().map(|c| c.name()).unwrap_or("")
+}
+
+/// Learning-rate schedule flags (NoamLR, the same for every optimizer).
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    /// NoamLR: learning rate of the first step.
+    #[arg(long, default_value_t = 1e-4)]
+    pub init_lr: f64,
+    /// NoamLR: learning rate at the end of warm-up.
+    #[arg(long, default_value_t = 1e-3)]
+    pub max_lr: f64,
+    /// NoamLR: learning rate at the last step.
+    #[arg(long, default_value_t = 1e-4)]
+    pub final_lr: f64,
+    /// NoamLR: warm-up epochs.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_epochs: f64,
+}
+
+impl ScheduleArgs {
+    /// The schedule configuration.
+    pub fn config(&self) -> NoamLrConfig {
+        NoamLrConfig {
+            init_lr: self.init_lr,
+            max_lr: self.max_lr,
+            final_lr: self.final_lr,
+            warmup_epochs: self.warmup_epochs,
+        }
+    }
+}
+
+/// Model flags.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Backbone: compt, grover or dmpnn.
+    #[arg(long, default_value = "compt")]
+    pub model: ModelKind,
+    /// CoMPT: override the hidden width d (default 256 from the per-dataset table).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// CoMPT: override the number of encoder layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+}

@@ -1,0 +1,206 @@
+//! CoMPT's message-passing attention: queries from atoms, keys from the
+//! embedding of the atom *pair*, values from atoms, scores in both directions
+//! and a learnt topological-distance kernel (COMPT.md §3).
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{mish, softmax};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::xavier_linear;
+
+/// How topological distances become attention weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DistanceKernel {
+    /// `softmax(−λD)` over the neighbour index.
+    Softmax,
+    /// `exp(−λD)` element-wise.
+    Exp,
+}
+
+/// Additive bias that removes padded columns from a softmax (and from the
+/// exp kernel): large enough that exp underflows to exactly 0, finite so a
+/// row of padding alone never produces NaN.
+pub(crate) const PAD_BIAS: f64 = -1e9;
+
+/// Per-batch tensors every attention layer shares, prepared once per forward.
+#[derive(Debug, Clone)]
+pub struct PairContext {
+    /// Bond features with a constant 1 appended, laid out (B, L, f+1, L) so
+    /// that the scores of all heads are one matmul batched over (molecule, atom).
+    pub features_by_row: Tensor<4>,
+    /// Topological distances (B, L, L).
+    pub distances: Tensor<3>,
+    /// 0 for a real atom, [`PAD_BIAS`] for padding, (B, 1, L): added along the
+    /// neighbour (last) index.
+    pub column_bias: Tensor<3>,
+    /// `2 − I` (L, L): turns one softmax into `out + in − diag(out)`.
+    pub two_minus_eye: Tensor<2>,
+}
+
+/// One message-attention block (the edge update of the reference is not computed).
+#[derive(Module, Debug)]
+pub struct MessageAttention {
+    /// W_q.
+    pub query: Linear,
+    /// W_k, applied to the pair embedding.
+    pub key: Linear,
+    /// W_v.
+    pub value: Linear,
+    /// W_o.
+    pub output: Linear,
+    /// λ, the learnt scale of the distances inside the kernel (one scalar).
+    pub distance_scale: Param<Tensor<1>>,
+    /// Number of heads h.
+    pub heads: usize,
+    /// Which kernel turns λD into weights.
+    #[module(skip)]
+    pub kernel: DistanceKernel,
+}
+
+impl MessageAttention {
+    /// A fresh block with Xavier-uniform weights and λ = 0.1.
+    pub fn new(d_model: usize, heads: usize, kernel: DistanceKernel, device: &Device) -> Self {
+        Self {
+            query: xavier_linear(d_model, d_model, device),
+            key: xavier_linear(d_model, d_model, device),
+            value: xavier_linear(d_model, d_model, device),
+            output: xavier_linear(d_model, d_model, device),
+            distance_scale: Param::from_tensor(Tensor::from_floats([0.1], device)),
+            heads,
+            kernel,
+        }
+    }
+
+    /// Distance-kernel weights times `2 − I`, (B, L, L): the factor that
+    /// multiplies the softmax of the scores.
+    fn kernel_weights(&self, pair: &PairContext) -> Tensor<3> {
+        let lambda = self.distance_scale.val().reshape([1, 1, 1]);
+        let logits = (pair.distances.clone() * lambda).neg() + pair.column_bias.clone();
+        let kernel = match self.kernel {
+            DistanceKernel::Softmax => softmax(logits, 2),
+            DistanceKernel::Exp => logits.exp(),
+        };
+        kernel * pair.two_minus_eye.clone().unsqueeze::<3>()
+    }
+
+    /// Projection of the node states onto the (bond features, 1) basis per
+    /// head: `u[b, m, h, :]` with `u·(e_mn, 1) = q_m·k_mn / √d_k`.
+    ///
+    /// With E = √d (e W_e + b_e) and k = E W_k + b_k, `q·k = (q Pᵀ)·(e, 1)`
+    /// where P = [√d W_e; √d b_e] W_k + [0; b_k] is (f+1, d); heads take
+    /// disjoint column blocks of P, so W_q is folded into a block-diagonal
+    /// (d, h·(f+1)) map and no (B, L, L, d) key tensor is ever built.
+    fn pair_queries(&self, nodes: Tensor<3>, edge_embed: &Linear) -> Tensor<4> {
+        let [batch, atoms, d_model] = nodes.dims();
+        let heads = self.heads;
+        let d_head = d_model / heads;
+        let device = nodes.device();
+        let dtype = nodes.dtype();
+
+        let edge_weight = edge_embed.weight.val(); // (f, d)
+        let features = edge_weight.dims()[0] + 1;
+        let edge_bias = edge_embed
+            .bias
+            .as_ref()
+            .map(|b| b.val())
+            .unwrap_or_else(|| Tensor::zeros([d_model], (&device, dtype)));
+        let basis = Tensor::cat(vec![edge_weight, edge_bias.unsqueeze::<2>()], 0) * (d_model as f64).sqrt();
+        let mut projection = basis.matmul(self.key.weight.val()); // (f+1, d)
+        if let Some(key_bias) = &self.key.bias {
+            // Only the constant row carries b_k.
+            let last_row: Vec<f32> = (0..features).map(|i| (i + 1 == features) as u8 as f32).collect();
+            let selector = Tensor::<1>::from_data(last_row.as_slice(), (&device, dtype)).reshape([features, 1]);
+            projection = projection + selector * key_bias.val().unsqueeze::<2>();
+        }
+        let projection = projection / (d_head as f64).sqrt();
+
+        // Block-diagonal (d, h·(f+1)): entry (i, c) kept iff row i and column c share a head.
+        let mut block = vec![0f32; d_model * heads * features];
+        for i in 0..d_model {
+            let head = i / d_head;
+            for f in 0..features {
+                block[i * heads * features + head * features + f] = 1.0;
+            }
+        }
+        let block = Tensor::<1>::from_data(block.as_slice(), (&device, dtype)).reshape([d_model, heads * features]);
+        let per_head = projection.transpose().repeat_dim(1, heads) * block;
+
+        let weight = self.query.weight.val().matmul(per_head.clone());
+        let mut u = nodes.matmul(weight.unsqueeze::<3>());
+        if let Some(query_bias) = &self.query.bias {
+            u = u + query_bias.val().unsqueeze::<2>().matmul(per_head).unsqueeze::<3>();
+        }
+        u.reshape([batch, atoms, heads, features])
+    }
+
+    /// Node update `mish(W_o Σ_n msg_mn v_n)` for normalised node states (B, L, d).
+    pub fn forward(&self, nodes: Tensor<3>, edge_embed: &Linear, pair: &PairContext) -> Tensor<3> {
+        let [batch, atoms, d_model] = nodes.dims();
+        let heads = self.heads;
+        let d_head = d_model / heads;
+
+        // Scores (B, m, h, n): one (h × f+1)·(f+1 × L) product per (molecule, atom m).
+        let u = self.pair_queries(nodes.clone(), edge_embed);
+        let scores = u.matmul(pair.features_by_row.clone()) + pair.column_bias.clone().unsqueeze_dim::<4>(1);
+        // Symmetric pair features make in_nm = out_nm, so one softmax gives
+        // out + in − diag(out) = (2 − I) ⊙ softmax(out); fold that and the
+        // distance kernel into one (B, m, 1, n) factor.
+        let weights = self.kernel_weights(pair).unsqueeze_dim::<4>(2);
+        let message = (softmax(scores, 3) * weights).swap_dims(1, 2); // (B, h, m, n)
+
+        let values = self.value.forward(nodes).reshape([batch, atoms, heads, d_head]).swap_dims(1, 2);
+        let gathered = message.matmul(values).swap_dims(1, 2).reshape([batch, atoms, d_model]);
+        mish(self.output.forward(gathered))
+    }
+}
+
+#[cfg(test)]
+impl MessageAttention {
+    /// The reference's direct form: builds the (B, L, L, d) pair keys, scores
+    /// both directions separately and returns (node update, out-softmax,
+    /// in-softmax), the softmaxes as (B, h, L, L). Pair features (B, L, L, f),
+    /// mask (B, L) of 1/0.
+    pub(crate) fn forward_direct(
+        &self,
+        nodes: Tensor<3>,
+        edge_embed: &Linear,
+        pair_features: Tensor<4>,
+        distances: Tensor<3>,
+        mask: Tensor<2>,
+    ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+        let [batch, atoms, d_model] = nodes.dims();
+        let heads = self.heads;
+        let d_head = d_model / heads;
+        let scale = (d_head as f64).sqrt();
+
+        let edges = edge_embed.forward(pair_features) * (d_model as f64).sqrt();
+        let keys = self.key.forward(edges).reshape([batch, atoms, atoms, heads, d_head]);
+        let queries = self.query.forward(nodes.clone()).reshape([batch, atoms, 1, heads, d_head]);
+        // out[b, m, n, h] = q_m · k_mn
+        let out = (queries.clone() * keys.clone()).sum_dim(4).reshape([batch, atoms, atoms, heads]) / scale;
+        // in[b, n, m, h] = q_n · k_mn
+        let incoming = (queries * keys.swap_dims(1, 2)).sum_dim(4).reshape([batch, atoms, atoms, heads]) / scale;
+        let column_bias = ((mask.clone() - 1.0) * -PAD_BIAS).reshape([batch, 1, atoms, 1]);
+        let out = softmax(out + column_bias.clone(), 2).permute([0, 3, 1, 2]);
+        let incoming = softmax(incoming + column_bias, 2).permute([0, 3, 1, 2]);
+
+        let eye = Tensor::<2>::eye(atoms, &nodes.device()).cast(nodes.dtype()).reshape([1, 1, atoms, atoms]);
+        let message = out.clone() + incoming.clone() - out.clone() * eye;
+
+        let lambda = self.distance_scale.val().reshape([1, 1, 1]);
+        let mut scaled = distances * lambda;
+        // Padded columns to +∞ (here: huge) before the kernel.
+        scaled = scaled + ((mask - 1.0) * PAD_BIAS).reshape([batch, 1, atoms]);
+        let kernel = match self.kernel {
+            DistanceKernel::Softmax => softmax(scaled.neg(), 2),
+            DistanceKernel::Exp => scaled.neg().exp(),
+        };
+        let message = message * kernel.unsqueeze_dim::<4>(1);
+
+        let values = self.value.forward(nodes).reshape([batch, atoms, heads, d_head]).swap_dims(1, 2);
+        let gathered = message.matmul(values).swap_dims(1, 2).reshape([batch, atoms, d_model]);
+        (mish(self.output.forward(gathered)), out, incoming)
+    }
+}

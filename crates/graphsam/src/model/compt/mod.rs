@@ -1,0 +1,367 @@
+//! CoMPT, the Communicative Message Passing Transformer (Chen et al., IJCAI
+//! 2021), as the GraphSAM paper trains it from scratch; the specification
+//! is `docs/COMPT.md`. Two departures from the reference, both keeping its
+//! numbers: attention scores are computed in a factored form that never
+//! builds the (B, L, L, d) pair-key tensor, and the GRU readout runs over
+//! real atoms only, so a molecule's prediction does not depend on its batch.
+
+mod attention;
+mod norm;
+mod readout;
+#[cfg(test)]
+mod tests;
+
+pub use attention::{DistanceKernel, MessageAttention, PairContext};
+pub use norm::{LayerNorm, Norm, NormKind, ScaleNorm};
+pub use readout::GruReadout;
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear};
+use burn::tensor::activation::mish;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use attention::PAD_BIAS;
+
+/// Width of the CoMPT atom feature vector (DESIGN.md §5).
+pub const ATOM_FEATURES: usize = 115;
+/// Width of the CoMPT bond feature vector (DESIGN.md §5).
+pub const BOND_FEATURES: usize = 13;
+
+/// Hyper-parameters of one CoMPT model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComptConfig {
+    /// Atom feature width (115).
+    pub atom_dim: usize,
+    /// Bond feature width (13).
+    pub bond_dim: usize,
+    /// Hidden width d.
+    pub d_model: usize,
+    /// Number of encoder layers N.
+    pub layers: usize,
+    /// Attention heads h (must divide `d_model`).
+    pub heads: usize,
+    /// Distance kernel of every attention layer.
+    pub kernel: DistanceKernel,
+    /// Normalisation used throughout.
+    pub norm: NormKind,
+    /// Layers of the task head, counting its final Linear(d→n_tasks).
+    pub generator_layers: usize,
+    /// Number of outputs (tasks).
+    pub n_tasks: usize,
+    /// Rows of the position embedding: the largest position index + 1
+    /// (positions are atom index + 1, 0 for padding).
+    pub max_atoms: usize,
+    /// Dropout probability in the task head (0 in the paper's runs).
+    pub dropout: f64,
+}
+
+impl ComptConfig {
+    /// The paper's settings for a MoleculeNet dataset (COMPT.md table);
+    /// unknown names get the BBBP settings.
+    pub fn for_dataset(name: &str, n_tasks: usize) -> Self {
+        use DistanceKernel::{Exp, Softmax};
+        use NormKind::{LayerNorm as Layer, ScaleNorm as Scale};
+        let (layers, heads, kernel, norm, generator_layers) = match name.to_ascii_lowercase().as_str() {
+            "esol" | "delaney" => (3, 4, Softmax, Scale, 2),
+            "lipophilicity" | "lipo" => (3, 8, Exp, Layer, 2),
+            "tox21" => (8, 4, Exp, Layer, 4),
+            "sider" => (4, 4, Softmax, Scale, 2),
+            "clintox" => (4, 4, Exp, Layer, 2),
+            _ => (4, 4, Exp, Layer, 2), // BBBP
+        };
+        Self {
+            atom_dim: ATOM_FEATURES,
+            bond_dim: BOND_FEATURES,
+            d_model: 256,
+            layers,
+            heads,
+            kernel,
+            norm,
+            generator_layers,
+            n_tasks,
+            max_atoms: 101,
+            dropout: 0.0,
+        }
+    }
+
+    /// A small model for tests: d 16, 2 layers, 2 heads, exp kernel, layer norm.
+    pub fn tiny(n_tasks: usize) -> Self {
+        Self {
+            d_model: 16,
+            layers: 2,
+            heads: 2,
+            ..Self::for_dataset("bbbp", n_tasks)
+        }
+    }
+
+    /// Why this configuration cannot build a model, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("atom_dim", self.atom_dim),
+            ("bond_dim", self.bond_dim),
+            ("d_model", self.d_model),
+            ("heads", self.heads),
+            ("generator_layers", self.generator_layers),
+            ("n_tasks", self.n_tasks),
+            ("max_atoms", self.max_atoms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("CoMPT config: {name} must be at least 1"));
+        }
+        if self.d_model % self.heads != 0 {
+            return Err(format!("CoMPT config: d_model {} is not divisible by heads {}", self.d_model, self.heads));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("CoMPT config: dropout {} is outside [0, 1)", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Parameter count of the model this configuration builds, from the
+    /// architecture (checked against the built module by a test).
+    pub fn num_params(&self) -> usize {
+        let d = self.d_model;
+        let linear = |i: usize, o: usize| i * o + o;
+        let norm = match self.norm {
+            NormKind::LayerNorm => 2 * d,
+            NormKind::ScaleNorm => 1,
+        };
+        let embeddings = linear(self.atom_dim, d) + self.max_atoms * d + linear(self.bond_dim, d);
+        let layer = 4 * linear(d, d) + 1 + linear(d, d) + norm;
+        let readout = d + 4 * linear(d, 3 * d) + linear(2 * d, d);
+        let head = (self.generator_layers - 1) * (linear(d, d) + norm) + linear(d, self.n_tasks);
+        embeddings + self.layers * layer + norm + readout + head
+    }
+
+    /// Build a model with fresh parameters (Xavier-uniform for every
+    /// parameter with ≥ 2 dimensions).
+    ///
+    /// # Panics
+    /// If [`validate`](Self::validate) fails: configurations are set by the
+    /// program, not read from user data.
+    pub fn init(&self, device: &Device) -> Compt {
+        if let Err(message) = self.validate() {
+            panic!("{message}");
+        }
+        let d = self.d_model;
+        // Row 0 is the padding position; the reference zeroes it (padding_idx).
+        let position_weight = Initializer::XavierUniform { gain: 1.0 }
+            .init_with::<2, _>([self.max_atoms, d], Some(d), Some(self.max_atoms), device)
+            .into_value()
+            .slice_assign([0..1, 0..d], Tensor::zeros([1, d], device))
+            // A fresh leaf, so the parameter is trainable on an autodiff device.
+            .detach();
+        Compt {
+            node_embed: xavier_linear(self.atom_dim, d, device),
+            position_embed: Embedding {
+                weight: Param::from_tensor(position_weight),
+            },
+            edge_embed: xavier_linear(self.bond_dim, d, device),
+            layers: (0..self.layers)
+                .map(|_| EncoderLayer {
+                    norm: Norm::new(self.norm, d, device),
+                    attention: MessageAttention::new(d, self.heads, self.kernel, device),
+                    feed_forward: xavier_linear(d, d, device),
+                })
+                .collect(),
+            final_norm: Norm::new(self.norm, d, device),
+            readout: GruReadout::new(d, device),
+            head: (1..self.generator_layers)
+                .map(|_| HeadBlock {
+                    linear: xavier_linear(d, d, device),
+                    norm: Norm::new(self.norm, d, device),
+                    dropout: DropoutConfig::new(self.dropout).init(),
+                })
+                .collect(),
+            output: xavier_linear(d, self.n_tasks, device),
+            d_model: d,
+        }
+    }
+}
+
+/// Linear(d_in→d_out) with a Xavier-uniform weight and PyTorch's default bias
+/// (U(±1/√d_in), which is burn's default initializer for a bias).
+pub(crate) fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    let weight = Initializer::XavierUniform { gain: 1.0 }.init_with([d_in, d_out], Some(d_in), Some(d_out), device);
+    let bias = Initializer::KaimingUniform {
+        gain: 1.0 / 3f64.sqrt(),
+        fan_out_only: false,
+    }
+    .init_with([d_out], Some(d_in), Some(d_out), device);
+    Linear {
+        weight,
+        bias: Some(bias),
+    }
+}
+
+/// One batch of molecules, padded to the batch's largest molecule L.
+#[derive(Debug, Clone)]
+pub struct ComptInput {
+    /// Atom features (B, L, atom_dim); zero rows for padding.
+    pub node_features: Tensor<3>,
+    /// Bond features of every atom pair (B, L, L, bond_dim); zero for
+    /// non-bonded pairs and padding; must be symmetric in the two atom indices.
+    pub pair_features: Tensor<4>,
+    /// Topological distances (B, L, L); a large finite value between fragments.
+    pub distances: Tensor<3>,
+    /// 1.0 for a real atom, 0.0 for padding (B, L).
+    pub atom_mask: Tensor<2>,
+    /// Atom index + 1, 0 for padding (B, L); must be below `max_atoms`.
+    pub positions: Tensor<2, Int>,
+}
+
+impl ComptInput {
+    /// Upload a batch from row-major host buffers.
+    ///
+    /// # Panics
+    /// If a buffer's length does not match `batch_size` and `max_atoms`
+    /// (the batcher's contract, not user data).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_host(
+        batch_size: usize,
+        max_atoms: usize,
+        node: &[f32],
+        pair: &[f32],
+        dist: &[f32],
+        mask: &[f32],
+        positions: &[i64],
+        device: &Device,
+    ) -> Self {
+        let (b, l) = (batch_size, max_atoms);
+        assert!(
+            l > 0 && node.len() % (b * l) == 0 && pair.len() % (b * l * l) == 0,
+            "CoMPT batch: node ({}) / pair ({}) buffers do not fit {b} molecules of {l} atoms",
+            node.len(),
+            pair.len()
+        );
+        let atom_dim = node.len() / (b * l);
+        let bond_dim = pair.len() / (b * l * l);
+        for (name, len, want) in [("dist", dist.len(), b * l * l), ("mask", mask.len(), b * l), ("positions", positions.len(), b * l)] {
+            assert_eq!(len, want, "CoMPT batch: `{name}` has {len} values, expected {want} for {b} molecules of {l} atoms");
+        }
+        Self {
+            node_features: Tensor::from_data(TensorData::new(node.to_vec(), [b, l, atom_dim]), device),
+            pair_features: Tensor::from_data(TensorData::new(pair.to_vec(), [b, l, l, bond_dim]), device),
+            distances: Tensor::from_data(TensorData::new(dist.to_vec(), [b, l, l]), device),
+            atom_mask: Tensor::from_data(TensorData::new(mask.to_vec(), [b, l]), device),
+            positions: Tensor::from_data(TensorData::new(positions.to_vec(), [b, l]), device),
+        }
+    }
+
+    /// Molecules in the batch and atoms per molecule after padding: (B, L).
+    pub fn dims(&self) -> (usize, usize) {
+        let [b, l] = self.atom_mask.dims();
+        (b, l)
+    }
+}
+
+/// One encoder layer: norm shared by the three sub-steps, message attention,
+/// one-layer Mish feed-forward.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    /// The one norm module used three times.
+    pub norm: Norm,
+    /// Message-passing attention.
+    pub attention: MessageAttention,
+    /// FFN with N_dense = 1.
+    pub feed_forward: Linear,
+}
+
+impl EncoderLayer {
+    /// `n = norm(H); h1 = n + norm(attn(n)); H' = n + h1 + norm(mish(W h1))`.
+    pub fn forward(&self, hidden: Tensor<3>, edge_embed: &Linear, pair: &PairContext) -> Tensor<3> {
+        let normed = self.norm.forward(hidden);
+        let attended = self.attention.forward(normed.clone(), edge_embed, pair);
+        let h1 = normed.clone() + self.norm.forward(attended);
+        let fed = self.norm.forward(mish(self.feed_forward.forward(h1.clone())));
+        normed + h1 + fed
+    }
+}
+
+/// One hidden block of the task head: Linear, Mish, norm, dropout.
+#[derive(Module, Debug)]
+pub struct HeadBlock {
+    /// Linear(d→d).
+    pub linear: Linear,
+    /// Norm of the dataset's kind.
+    pub norm: Norm,
+    /// Dropout (p = 0 in the paper's runs).
+    pub dropout: Dropout,
+}
+
+/// The CoMPT backbone with its GRU readout and task head.
+#[derive(Module, Debug)]
+pub struct Compt {
+    /// Linear(atom_dim→d), scaled by √d.
+    pub node_embed: Linear,
+    /// Learnt position embedding, row 0 for padding.
+    pub position_embed: Embedding,
+    /// Linear(bond_dim→d), scaled by √d; only its weights enter the scores.
+    pub edge_embed: Linear,
+    /// Encoder layers.
+    pub layers: Vec<EncoderLayer>,
+    /// Norm after the last layer.
+    pub final_norm: Norm,
+    /// GRU readout to one vector per molecule.
+    pub readout: GruReadout,
+    /// Hidden blocks of the head.
+    pub head: Vec<HeadBlock>,
+    /// Linear(d→n_tasks).
+    pub output: Linear,
+    /// Hidden width d.
+    pub d_model: usize,
+}
+
+impl Compt {
+    /// Raw outputs (B, n_tasks): logits for classification, standardised
+    /// values for regression.
+    pub fn forward(&self, input: &ComptInput) -> Tensor<2> {
+        let encoded = self.encode(input);
+        let molecules = self.readout.forward(encoded, input.atom_mask.clone());
+        self.predict(molecules)
+    }
+
+    /// Encoder output (B, L, d) after the final norm.
+    pub fn encode(&self, input: &ComptInput) -> Tensor<3> {
+        let pair = self.pair_context(input);
+        let scale = (self.d_model as f64).sqrt();
+        let mut hidden =
+            self.node_embed.forward(input.node_features.clone()) * scale + self.position_embed.forward(input.positions.clone());
+        for layer in &self.layers {
+            hidden = layer.forward(hidden, &self.edge_embed, &pair);
+        }
+        self.final_norm.forward(hidden)
+    }
+
+    /// Head on molecule vectors (B, d).
+    pub fn predict(&self, molecules: Tensor<2>) -> Tensor<2> {
+        let mut x = molecules;
+        for block in &self.head {
+            x = block.dropout.forward(block.norm.forward(mish(block.linear.forward(x))));
+        }
+        self.output.forward(x)
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        Module::num_params(self)
+    }
+
+    /// Tensors shared by every attention layer of one forward pass.
+    pub(crate) fn pair_context(&self, input: &ComptInput) -> PairContext {
+        let (batch, atoms) = input.dims();
+        let device = input.node_features.device();
+        let dtype = input.node_features.dtype();
+        let ones = Tensor::<4>::ones([batch, atoms, atoms, 1], (&device, dtype));
+        let features_by_row = Tensor::cat(vec![input.pair_features.clone(), ones], 3).swap_dims(2, 3);
+        let column_bias = ((input.atom_mask.clone() - 1.0) * -PAD_BIAS).reshape([batch, 1, atoms]);
+        let eye = Tensor::<2>::eye(atoms, &device).cast(dtype);
+        PairContext {
+            features_by_row,
+            distances: input.distances.clone(),
+            column_bias,
+            two_minus_eye: eye.neg() + 2.0,
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! Directed message-passing neural network (D-MPNN), with the semantics of
+//! chemprop v1 (Yang et al., "Analyzing Learned Molecular Representations
+//! for Property Prediction", J. Chem. Inf. Model. 2019): the small, fast
+//! baseline most users compare graph transformers against.
+//!
+//! For directed bond u→v with input x_uv = [atom u ‖ bond uv]:
+//! h⁰ = ReLU(W_i x), then `depth − 1` times
+//! h ← ReLU(W_i x + W_h (Σ_{k→u} h_ku − h_vu)); atoms read out
+//! ReLU(W_o [atom ‖ Σ_{k→v} h_kv]), molecules average their atoms, and an FFN
+//! maps the molecule vector to one logit per task.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Tensor};
+
+use super::graph_input::GraphInput;
+use super::graph_layers::{FfnHead, ParamInit, bond_messages, dropout, mean_readout, scatter_sum};
+use super::loss::{masked_bce_with_logits, masked_mse};
+use super::{ForwardMode, TaskType};
+
+/// Sizes of a D-MPNN; the defaults are chemprop v1's.
+#[derive(Config, Debug)]
+pub struct DmpnnConfig {
+    /// Number of prediction tasks (logits per molecule).
+    pub n_tasks: usize,
+    /// Atom feature width (chemprop: 133).
+    #[config(default = 133)]
+    pub atom_dim: usize,
+    /// Bond feature width (chemprop: 14).
+    #[config(default = 14)]
+    pub bond_dim: usize,
+    /// Width of bond messages and atom vectors.
+    #[config(default = 300)]
+    pub hidden_size: usize,
+    /// Message-passing depth: `depth − 1` message updates after the input layer.
+    #[config(default = 3)]
+    pub depth: usize,
+    /// Dropout probability (messages, atom vectors, FFN inputs).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Linear layers in the FFN head.
+    #[config(default = 2)]
+    pub ffn_num_layers: usize,
+    /// Hidden width of the FFN head (chemprop: equal to `hidden_size`).
+    #[config(default = 300)]
+    pub ffn_hidden_size: usize,
+    /// Bias on W_i and W_h (chemprop: off; W_o and the FFN always have one).
+    #[config(default = false)]
+    pub bias: bool,
+}
+
+impl DmpnnConfig {
+    /// A very small network for tests.
+    pub fn tiny(n_tasks: usize) -> Self {
+        Self::new(n_tasks)
+            .with_atom_dim(6)
+            .with_bond_dim(3)
+            .with_hidden_size(8)
+            .with_ffn_hidden_size(5)
+    }
+
+    /// Builds the network with weights drawn from `seed` (xavier-normal
+    /// matrices, zero biases, as chemprop's `initialize_weights`).
+    pub fn init(&self, device: &Device, seed: u64) -> Dmpnn {
+        let mut init = ParamInit::new(device, seed, false);
+        let (a, b, d) = (self.atom_dim, self.bond_dim, self.hidden_size);
+        Dmpnn {
+            w_input: init.linear(a + b, d, self.bias),
+            w_hidden: init.linear(d, d, self.bias),
+            w_output: init.linear(a + d, d, true),
+            head: FfnHead::new(&mut init, d, self.ffn_hidden_size, self.n_tasks, self.ffn_num_layers, self.dropout),
+            atom_dim: a,
+            bond_dim: b,
+            depth: self.depth,
+            dropout: self.dropout,
+        }
+    }
+
+    /// Trainable parameters of [`init`](Self::init)'s network, in closed form.
+    pub fn param_count(&self) -> usize {
+        let (a, b, d) = (self.atom_dim, self.bond_dim, self.hidden_size);
+        let bias = usize::from(self.bias);
+        (a + b) * d + bias * d
+            + d * d + bias * d
+            + (a + d) * d + d
+            + FfnHead::param_count(d, self.ffn_hidden_size, self.n_tasks, self.ffn_num_layers)
+    }
+}
+
+/// A chemprop v1 D-MPNN with its FFN head.
+#[derive(Module, Debug)]
+pub struct Dmpnn {
+    /// W_i: [source atom ‖ bond] → hidden.
+    pub w_input: Linear,
+    /// W_h: message update, hidden → hidden.
+    pub w_hidden: Linear,
+    /// W_o: [atom ‖ incoming messages] → atom vector.
+    pub w_output: Linear,
+    /// Molecule vector → one logit per task.
+    pub head: FfnHead,
+    atom_dim: usize,
+    bond_dim: usize,
+    depth: usize,
+    dropout: f64,
+}
+
+impl Dmpnn {
+    /// Molecule vectors (mean of atom vectors), `n_molecules × hidden`.
+    ///
+    /// # Panics
+    /// If the input's feature widths differ from the configuration's (a
+    /// featurizer/model mismatch in the program, not a data error).
+    pub fn encode(&self, input: &GraphInput, mode: &mut ForwardMode<'_>) -> Tensor<2> {
+        assert_eq!(
+            (input.atom_dim(), input.bond_dim()),
+            (self.atom_dim, self.bond_dim),
+            "D-MPNN built for atom/bond widths {}/{} got a batch with {}/{}",
+            self.atom_dim,
+            self.bond_dim,
+            input.atom_dim(),
+            input.bond_dim()
+        );
+        let hidden = self.w_hidden.weight.dims()[0];
+        let incoming = if input.n_bonds() == 0 {
+            Tensor::zeros([input.n_atoms(), hidden], &input.atom_features.device())
+        } else {
+            let bond_input = self.w_input.forward(input.source_atom_and_bond_features());
+            let mut message = relu(bond_input.clone());
+            for _ in 1..self.depth {
+                let update = self.w_hidden.forward(bond_messages(message, 0, input));
+                message = dropout(relu(bond_input.clone() + update), self.dropout, mode);
+            }
+            scatter_sum(message, 0, &input.bond_target, input.n_atoms())
+        };
+        let atoms = self
+            .w_output
+            .forward(Tensor::cat(vec![input.atom_features.clone(), incoming], 1));
+        let atoms = dropout(relu(atoms), self.dropout, mode);
+        mean_readout(atoms, input)
+    }
+
+    /// Logits, `n_molecules × n_tasks`.
+    pub fn forward(&self, input: &GraphInput, mut mode: ForwardMode<'_>) -> Tensor<2> {
+        let molecules = self.encode(input, &mut mode);
+        self.head.forward(molecules, &mut mode)
+    }
+
+    /// Training loss: BCE on logits (classification) or MSE on standardised
+    /// targets (regression), averaged over observed labels (`mask` = 1).
+    pub fn loss(
+        &self,
+        input: &GraphInput,
+        targets: Tensor<2>,
+        mask: Tensor<2>,
+        task: TaskType,
+        mode: ForwardMode<'_>,
+    ) -> Tensor<1> {
+        let logits = self.forward(input, mode);
+        let targets = targets.mask_fill(mask.clone().equal_elem(0.0), 0.0);
+        match task {
+            TaskType::Classification => masked_bce_with_logits(logits, targets, mask),
+            TaskType::Regression => masked_mse(logits, targets, mask),
+        }
+    }
+
+    /// Evaluation output: probabilities (classification) or standardised
+    /// values (regression), `n_molecules × n_tasks`.
+    pub fn predict(&self, input: &GraphInput, task: TaskType) -> Tensor<2> {
+        let logits = self.forward(input, ForwardMode::Eval);
+        match task {
+            TaskType::Classification => sigmoid(logits),
+            TaskType::Regression => logits,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use burn::module::{Module, Param};
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::TensorData;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::model::graph_input::fixtures::{MoleculeSketch, bbbp_like, featurize_all, pack};
+    use crate::model::graph_layers::checks::directional_derivative;
+
+    #[allow(deprecated)]
+    fn device() -> Device {
+        Device::ndarray()
+    }
+
+    /// A lone atom, two fragments ("C.C"-like plus a lone atom), a
+    /// six-ring with a tail, and a chain.
+    fn sketches() -> Vec<MoleculeSketch> {
+        let mut ring_with_tail = MoleculeSketch::ring(6);
+        ring_with_tail.n_atoms = 8;
+        ring_with_tail.bonds.extend([(5, 6), (6, 7)]);
+        vec![
+            MoleculeSketch::new(1, &[]),
+            MoleculeSketch::new(3, &[(0, 1)]),
+            ring_with_tail,
+            MoleculeSketch::chain(4),
+        ]
+    }
+
+    fn matrix(values: Vec<f32>, rows: usize, device: &Device) -> Tensor<2> {
+        let cols = values.len() / rows;
+        Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+    }
+
+    fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn scalar(t: Tensor<1>) -> f32 {
+        t.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn predicts_every_molecule_and_masks_missing_labels() {
+        let d = device();
+        let config = DmpnnConfig::tiny(2);
+        let model = config.init(&d, 7);
+        let molecules = featurize_all(&sketches(), 6, 3, 1);
+        let input = pack(&molecules, 6, 3, &d);
+        let logits = model.forward(&input, ForwardMode::Eval);
+        assert_eq!(logits.dims(), [4, 2]);
+        assert!(host(logits.clone()).iter().all(|v| v.is_finite()));
+        let probabilities = host(model.predict(&input, TaskType::Classification));
+        assert!(probabilities.iter().all(|&p| p > 0.0 && p < 1.0));
+        assert_eq!(host(model.predict(&input, TaskType::Regression)), host(logits));
+
+        let mask = matrix(vec![1., 0., 1., 1., 0., 1., 1., 0.], 4, &d);
+        let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &d);
+        // Missing labels may hold anything, NaN included: the loss ignores them.
+        let scrambled = matrix(vec![1., f32::NAN, 0., 1., 7., 1., 0., -3.], 4, &d);
+        for task in [TaskType::Classification, TaskType::Regression] {
+            let loss = scalar(model.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval));
+            let same = scalar(model.loss(&input, scrambled.clone(), mask.clone(), task, ForwardMode::Eval));
+            assert!(loss.is_finite() && loss > 0.0);
+            assert_eq!(loss, same, "{task:?}");
+        }
+        let none = scalar(model.loss(&input, targets, mask.zeros_like(), TaskType::Regression, ForwardMode::Eval));
+        assert_eq!(none, 0.0);
+    }
+
+    #[test]
+    fn regression_loss_is_the_masked_mean_squared_error() {
+        let d = device();
+        let model = DmpnnConfig::tiny(1).init(&d, 3);
+        let input = pack(&featurize_all(&sketches(), 6, 3, 2), 6, 3, &d);
+        let p = host(model.forward(&input, ForwardMode::Eval));
+        let y = [0.5f32, -1.0, 2.0, 0.0];
+        let m = [1.0f32, 1.0, 0.0, 1.0];
+        let expected: f32 = (0..4).map(|i| m[i] * (p[i] - y[i]).powi(2)).sum::<f32>() / 3.0;
+        let loss = scalar(model.loss(
+            &input,
+            matrix(y.to_vec(), 4, &d),
+            matrix(m.to_vec(), 4, &d),
+            TaskType::Regression,
+            ForwardMode::Eval,
+        ));
+        assert!((loss - expected).abs() < 1e-6 * expected.max(1.0), "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn a_molecule_predicts_the_same_alone_and_in_any_batch() {
+        let d = device();
+        let model = DmpnnConfig::tiny(2).init(&d, 11);
+        let molecules = featurize_all(&sketches(), 6, 3, 5);
+        let together = host(model.forward(&pack(&molecules, 6, 3, &d), ForwardMode::Eval));
+        for (i, molecule) in molecules.iter().enumerate() {
+            // Alone (the lone atom makes a batch with no bond at all).
+            let alone = host(model.forward(&pack(std::slice::from_ref(molecule), 6, 3, &d), ForwardMode::Eval));
+            for t in 0..2 {
+                assert!((alone[t] - together[2 * i + t]).abs() < 1e-5, "molecule {i}");
+            }
+        }
+        // Reordering the batch permutes the rows.
+        let reversed: Vec<_> = molecules.iter().rev().cloned().collect();
+        let backwards = host(model.forward(&pack(&reversed, 6, 3, &d), ForwardMode::Eval));
+        for i in 0..4 {
+            for t in 0..2 {
+                assert!((backwards[2 * (3 - i) + t] - together[2 * i + t]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn message_passing_matches_a_hand_computed_network() {
+        // Width-1 network on the chain 0-1-2 with W_i = W_h = 1, W_o = [1, 1]
+        // (atom feature, message sum), checked through `encode` (before the head).
+        let d = device();
+        let config = DmpnnConfig::new(1)
+            .with_atom_dim(1)
+            .with_bond_dim(1)
+            .with_hidden_size(1)
+            .with_ffn_num_layers(1)
+            .with_depth(3);
+        let mut model = config.init(&d, 0);
+        let one = |rows: usize| Param::from_tensor(Tensor::<2>::ones([rows, 1], &d));
+        model.w_input.weight = one(2);
+        model.w_hidden.weight = one(1);
+        model.w_output.weight = one(2);
+        model.w_output.bias = Some(Param::from_tensor(Tensor::zeros([1], &d)));
+        let input = GraphInput::from_host(
+            1, 1, &[1.0, 2.0, 3.0], &[0.5, 0.5, 0.25, 0.25], &[0, 1, 1, 2], &[1, 0, 2, 1], &[1, 0, 3, 2],
+            &[0, 0, 0], 1, &d,
+        )
+        .unwrap();
+        // x (source atom + bond) = [1.5, 2.5, 2.25, 3.25] for 0→1, 1→0, 1→2, 2→1; h⁰ = x.
+        // Step 1: sums into atoms: in(0) = 2.5, in(1) = 1.5 + 3.25, in(2) = 2.25;
+        //   m = [in(0) − h(1→0), in(1) − h(0→1), in(1) − h(2→1), in(2) − h(1→2)] = [0, 3.25, 1.5, 0]
+        //   h¹ = x + m = [1.5, 5.75, 3.75, 3.25]
+        // Step 2: in = [5.75, 4.75, 3.75]; m = [0, 3.25, 1.5, 0]; h² = h¹.
+        // Atoms: ReLU(atom + in) = [1 + 5.75, 2 + 4.75, 3 + 3.75] = 6.75 each; mean 6.75.
+        let encoded = host(model.encode(&input, &mut ForwardMode::Eval));
+        assert_eq!(encoded, vec![6.75]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let d = device().autodiff();
+        let model = DmpnnConfig::tiny(2).with_depth(3).init(&d, 5);
+        let input = pack(&featurize_all(&sketches(), 6, 3, 8), 6, 3, &d);
+        let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &d);
+        let mask = matrix(vec![1., 0., 1., 1., 1., 1., 1., 1.], 4, &d);
+        // Step 3e-4: larger steps are biased by curvature and ReLU kinks
+        // (1e-2 is off by 16%), smaller ones by f32 rounding.
+        for (task, seed) in [(TaskType::Classification, 1), (TaskType::Regression, 2)] {
+            let (analytic, numeric) = directional_derivative(
+                &model,
+                |m: &Dmpnn| m.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval),
+                seed,
+                3e-4,
+            );
+            let error = (analytic - numeric).abs() / analytic.abs().max(1e-3);
+            assert!(error < 1e-2, "{task:?}: autodiff {analytic} vs finite difference {numeric}");
+        }
+    }
+
+    #[test]
+    fn default_size_matches_chemprop() {
+        let d = device();
+        let config = DmpnnConfig::new(1);
+        // W_i 147·300 + W_h 300·300 + W_o (433·300 + 300) + FFN (300·300 + 300) + (300 + 1).
+        assert_eq!(config.param_count(), 354_901);
+        assert_eq!(config.init(&d, 0).num_params(), 354_901);
+        for config in [DmpnnConfig::tiny(3), DmpnnConfig::tiny(1).with_bias(true).with_ffn_num_layers(3)] {
+            assert_eq!(config.init(&d, 0).num_params(), config.param_count());
+        }
+    }
+
+    #[test]
+    fn adam_reduces_the_loss_on_a_small_fixture() {
+        let d = device().autodiff();
+        let mut model = DmpnnConfig::tiny(2).with_dropout(0.1).init(&d, 1);
+        let mut sketches = sketches();
+        sketches.extend([MoleculeSketch::ring(5), MoleculeSketch::chain(7), MoleculeSketch::ring(3)]);
+        let input = pack(&featurize_all(&sketches, 6, 3, 3), 6, 3, &d);
+        let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 1., 1., 0.], 7, &d);
+        let mask = matrix(vec![1., 1., 1., 0., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1.], 7, &d);
+        let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let eval_loss = |m: &Dmpnn| {
+            scalar(m.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Eval))
+        };
+        let before = eval_loss(&model);
+        for _ in 0..60 {
+            let loss = model.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Train(&mut rng));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-2, model, grads);
+        }
+        let after = eval_loss(&model);
+        assert!(after < 0.5 * before, "loss {before} -> {after}");
+    }
+
+    /// Times one forward+backward of the default D-MPNN on a BBBP-like batch
+    /// (32 molecules, ~24 atoms, ~26 bonds). Run with `--ignored --nocapture`.
+    #[test]
+    #[ignore = "timing report, not a check"]
+    fn time_forward_backward_on_a_bbbp_like_batch() {
+        let d = device().autodiff();
+        let model = DmpnnConfig::new(1).init(&d, 0);
+        let input = bbbp_like(32, 133, 14, 0, &d);
+        let targets = Tensor::<2>::ones([32, 1], &d);
+        let mut times = Vec::new();
+        for _ in 0..6 {
+            let start = Instant::now();
+            let loss = model.loss(&input, targets.clone(), targets.clone(), TaskType::Classification, ForwardMode::Eval);
+            let grads = loss.backward();
+            let _ = model.w_input.weight.val().grad(&grads).unwrap().into_data();
+            times.push(start.elapsed().as_secs_f64());
+        }
+        println!(
+            "D-MPNN default ({} params), {} atoms / {} directed bonds: forward+backward {:.4} s (median of 5 after warm-up)",
+            model.num_params(),
+            input.n_atoms(),
+            input.n_bonds(),
+            median(&mut times[1..].to_vec())
+        );
+    }
+
+    fn median(values: &mut [f64]) -> f64 {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        values[values.len() / 2]
+    }
+}

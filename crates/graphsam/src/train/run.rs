@@ -1,0 +1,200 @@
+//! One complete training run for one seed: split, scale, train, test, and the
+//! run record (config, split, model card, history, curve, summary) in a folder.
+//! `graphsam train` runs this once per seed; `graphsam compare` once per cell.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::load_model;
+use super::record::{files, read_json, write_json};
+use super::trainer::{TrainObserver, TrainSettings, evaluate_split, fit};
+use crate::data::{
+    Metric, MetricScore, MoleculeDataset, Split, SplitKind, SplitSizes, TargetScaler, TaskType,
+    make_split,
+};
+use crate::model::{ModelSpec, PropertyModel};
+
+/// Everything needed to reproduce a run (written as `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Dataset name (registry name or CSV stem).
+    pub dataset: String,
+    /// The CSV the molecules came from.
+    pub dataset_path: String,
+    /// SMILES column.
+    pub smiles_column: String,
+    /// Target columns, in task order.
+    pub targets: Vec<String>,
+    /// Classification or regression.
+    pub task_type: TaskType,
+    /// Molecules with at least this many atoms were skipped.
+    pub atom_limit: Option<usize>,
+    /// The backbone and its hyper-parameters.
+    pub model: ModelSpec,
+    /// How the data was split.
+    pub split: SplitKind,
+    /// Split fractions.
+    pub split_sizes: SplitSizes,
+    /// Optimizer, schedule, epochs, patience, batch size, seed, metric.
+    pub train: TrainSettings,
+    /// Compute backend name (e.g. ndarray).
+    pub backend: String,
+    /// graphsam version that wrote the run.
+    pub graphsam_version: String,
+}
+
+/// What `predict` needs besides the weights (written as `model.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// The backbone and its hyper-parameters.
+    pub model: ModelSpec,
+    /// Task names, in output order.
+    pub task_names: Vec<String>,
+    /// Classification (outputs are probabilities) or regression.
+    pub task_type: TaskType,
+    /// Metric the model was selected on.
+    pub metric: Metric,
+    /// Target standardisation fitted on the training split (regression).
+    pub scaler: Option<TargetScaler>,
+    /// Molecules with at least this many atoms cannot be predicted.
+    pub atom_limit: Option<usize>,
+    /// Dataset the model was trained on.
+    pub dataset: String,
+}
+
+/// The final summary of a run (written as `summary.json`; its presence
+/// marks the run as finished).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Dataset name.
+    pub dataset: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Model name.
+    pub model: String,
+    /// Seed of the split and batch order.
+    pub seed: u64,
+    /// Metric name.
+    pub metric: Metric,
+    /// Test metric of the best-validation model.
+    pub test: MetricScore,
+    /// Best validation metric.
+    pub best_valid: Option<f64>,
+    /// Epoch (0-based) of the best validation metric.
+    pub best_epoch: usize,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// Whether early stopping ended the run.
+    pub stopped_early: bool,
+    /// Split sizes (train, valid, test).
+    pub split_sizes: [usize; 3],
+    /// Mean training seconds per epoch.
+    pub seconds_per_epoch: f64,
+    /// Mean forward+backward passes per epoch.
+    pub passes_per_epoch: f64,
+    /// Wall time of the whole run, seconds (this process only, if resumed).
+    pub wall_seconds: f64,
+}
+
+/// Trains one seed into `out_dir` and returns its summary. If `out_dir`
+/// already holds a finished run (a summary), that summary is returned
+/// without training; an unfinished one resumes from its checkpoint.
+pub fn run_seed(
+    dataset: &MoleculeDataset,
+    config: &RunConfig,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+) -> Result<RunSummary> {
+    let summary_path = out_dir.join(files::SUMMARY);
+    if summary_path.exists() {
+        return read_json(&summary_path);
+    }
+    let config_path = out_dir.join(files::CONFIG);
+    if config_path.exists() {
+        let existing: RunConfig = read_json(&config_path)?;
+        if existing != *config {
+            bail!(
+                "{} holds an unfinished run with a different configuration; \
+                 choose another --out folder or delete it",
+                out_dir.display()
+            );
+        }
+    }
+    write_json(&config_path, config)?;
+    let seed = config.train.seed;
+    let split = make_split(dataset, &config.split, config.split_sizes, seed)
+        .with_context(|| format!("splitting {}", dataset.name))?;
+    write_json(&out_dir.join(files::SPLIT), &split)?;
+    let scaler = (dataset.task_type == TaskType::Regression)
+        .then(|| TargetScaler::fit(dataset, &split.train));
+    write_json(
+        &out_dir.join(files::MODEL_CARD),
+        &ModelCard {
+            model: config.model.clone(),
+            task_names: dataset.task_names.clone(),
+            task_type: dataset.task_type,
+            metric: config.train.metric,
+            scaler: scaler.clone(),
+            atom_limit: config.atom_limit,
+            dataset: dataset.name.clone(),
+        },
+    )?;
+    let started = Instant::now();
+    // Initialise on the plain device: parameters must be leaves before
+    // `fit` moves them to the autodiff device and marks them trainable.
+    let plain = device_without_autodiff(device);
+    let summary = crate::with_model!(&config.model, &plain, seed, |model| {
+        train_and_test(model, dataset, &split, scaler.as_ref(), config, device, out_dir, observer)
+    })?;
+    let summary = RunSummary { wall_seconds: started.elapsed().as_secs_f64(), ..summary };
+    write_json(&summary_path, &summary)?;
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_and_test<M: PropertyModel>(
+    model: M,
+    dataset: &MoleculeDataset,
+    split: &Split,
+    scaler: Option<&TargetScaler>,
+    config: &RunConfig,
+    device: &Device,
+    out_dir: &Path,
+    observer: &mut dyn TrainObserver,
+) -> Result<RunSummary> {
+    let outcome = fit(model, dataset, split, scaler, &config.train, device, Some(out_dir), observer)?;
+    let plain = device_without_autodiff(device);
+    // Reload the saved best model so the reported test metric is exactly
+    // what `graphsam predict` will reproduce from the files.
+    let best = load_model(outcome.best_model, &out_dir.join(files::BEST_MODEL))?;
+    let test = evaluate_split(&best, dataset, &split.test, scaler, config.train.metric, &plain)
+        .with_context(|| format!("evaluating the test split of {}", dataset.name))?;
+    let epochs = outcome.history.len().max(1) as f64;
+    Ok(RunSummary {
+        dataset: dataset.name.clone(),
+        optimizer: config.train.optimizer.name().to_string(),
+        model: config.model.name().to_string(),
+        seed: config.train.seed,
+        metric: config.train.metric,
+        test,
+        best_valid: outcome.best_valid,
+        best_epoch: outcome.best_epoch,
+        epochs_run: outcome.history.len(),
+        stopped_early: outcome.stopped_early,
+        split_sizes: split.sizes(),
+        seconds_per_epoch: outcome.history.iter().map(|r| r.train_seconds).sum::<f64>() / epochs,
+        passes_per_epoch: outcome.history.iter().map(|r| r.forward_passes as f64).sum::<f64>()
+            / epochs,
+        wall_seconds: 0.0,
+    })
+}
+
+/// The inference device matching a (possibly autodiff) training device.
+pub fn device_without_autodiff(device: &Device) -> Device {
+    device.clone().inner()
+}

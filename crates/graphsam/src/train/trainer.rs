@@ -1,0 +1,306 @@
+//! The training loop: seeded shuffled epochs, one optimizer step per batch,
+//! validation after every epoch, early stopping on the validation metric, the
+//! best model kept, a resume checkpoint after every epoch.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use graphsam_optim::{NoamLr, NoamLrConfig, OptimizerConfig, SharpnessOptimizer, StepReport};
+
+use super::checkpoint::{Checkpoint, model_from_bytes, model_to_bytes, save_model};
+use super::record::{EpochRecord, files, plot_learning_curve, write_epoch_history};
+use crate::data::{
+    BatchLayout, Metric, MetricScore, MoleculeDataset, Split, TargetScaler, TaskType, evaluate,
+    sequential_batches, shuffled_batches,
+};
+use crate::model::PropertyModel;
+
+/// How to train: everything besides the model, the data and the split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    /// Stop after this many epochs without validation improvement (0 = never stop early).
+    pub patience: usize,
+    /// Molecules per training step.
+    pub batch_size: usize,
+    /// Seed of the batch order (and of any randomness in the forward pass).
+    pub seed: u64,
+    /// The optimizer (Adam, SAM, GraphSAM, SAM-k, LookSAM) and its settings.
+    pub optimizer: OptimizerConfig,
+    /// The NoamLR learning-rate schedule, identical for every optimizer.
+    pub schedule: NoamLrConfig,
+    /// Metric that selects the best epoch.
+    pub metric: Metric,
+}
+
+/// Progress notifications; the library never prints, the CLI renders these.
+pub trait TrainObserver {
+    /// An epoch of `steps` steps over `molecules` molecules begins.
+    fn epoch_started(&mut self, _epoch: usize, _steps: usize, _molecules: usize) {}
+    /// A step finished on a batch of `molecules` molecules.
+    fn step_finished(&mut self, _report: &StepReport, _molecules: usize) {}
+    /// An epoch finished (after validation).
+    fn epoch_finished(&mut self, _record: &EpochRecord, _metric: Metric) {}
+    /// Something recoverable went wrong (e.g. a skipped perturbation).
+    fn warning(&mut self, _message: &str) {}
+    /// Training resumed from a checkpoint after `epochs_done` epochs.
+    fn resumed(&mut self, _epochs_done: usize) {}
+}
+
+/// An observer that ignores everything (tests, quiet library use).
+pub struct SilentObserver;
+impl TrainObserver for SilentObserver {}
+
+/// What a finished training run returns.
+pub struct TrainOutcome<M> {
+    /// The model of the best validation epoch.
+    pub best_model: M,
+    /// Epoch (0-based) of the best validation metric.
+    pub best_epoch: usize,
+    /// Best validation metric.
+    pub best_valid: Option<f64>,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+    /// Whether early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// Trainer state saved in the checkpoint (besides weights and optimizer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    epochs_done: usize,
+    best_epoch: usize,
+    best_valid: Option<f64>,
+    epochs_without_improvement: usize,
+    history: Vec<EpochRecord>,
+    settings: TrainSettings,
+}
+
+/// Trains `model` on `split.train`, selecting on `split.valid`.
+///
+/// `device` must be an autodiff device (the model is moved there). With
+/// `out_dir`, writes the per-epoch history, learning curve, best model and
+/// a resume checkpoint there, and resumes from that checkpoint if one exists
+/// for the same settings.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<M: PropertyModel>(
+    model: M,
+    dataset: &MoleculeDataset,
+    split: &Split,
+    scaler: Option<&TargetScaler>,
+    settings: &TrainSettings,
+    device: &Device,
+    out_dir: Option<&Path>,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome<M>> {
+    if split.train.is_empty() {
+        bail!("the training split of {} is empty", dataset.name);
+    }
+    if split.valid.is_empty() {
+        bail!("the validation split of {} is empty: nothing to select the best epoch on", dataset.name);
+    }
+    if settings.batch_size == 0 {
+        bail!("batch size must be at least 1");
+    }
+    let task = dataset.task_type;
+    // Validation runs without autodiff: no graph is recorded, no gradients kept.
+    let plain_device = device.clone().inner();
+    let mut model = model.to_device(device).train();
+    let mut optimizer: SharpnessOptimizer<M> = settings
+        .optimizer
+        .init()
+        .map_err(|e| anyhow!("optimizer settings: {e}"))?;
+    let steps_per_epoch = split.train.len().div_ceil(settings.batch_size);
+    let schedule = NoamLr::new(settings.schedule.clone(), steps_per_epoch, settings.epochs)
+        .map_err(|e| anyhow!("learning-rate schedule: {e}"))?;
+
+    let mut state = TrainerState {
+        epochs_done: 0,
+        best_epoch: 0,
+        best_valid: None,
+        epochs_without_improvement: 0,
+        history: Vec::new(),
+        settings: settings.clone(),
+    };
+    let mut best_model = model.valid();
+    let checkpoint_path = out_dir.map(|d| d.join(files::CHECKPOINT));
+    if let Some(path) = checkpoint_path.as_ref().filter(|p| p.exists()) {
+        let ckpt = Checkpoint::read(path)?;
+        let saved: TrainerState = serde_json::from_slice(&ckpt.trainer_json)
+            .with_context(|| format!("reading the trainer state in {}", path.display()))?;
+        if saved.settings != *settings {
+            bail!(
+                "{} was written by a run with different settings; use a new output folder \
+                 or delete the checkpoint to start over",
+                path.display()
+            );
+        }
+        model = model_from_bytes(model, ckpt.model, &path.display().to_string())?;
+        optimizer
+            .load_state(&ckpt.optimizer, device)
+            .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
+        let best_path = out_dir.expect("checkpoint implies folder").join(files::BEST_MODEL);
+        best_model = super::checkpoint::load_model(best_model, &best_path)?;
+        state = saved;
+        observer.resumed(state.epochs_done);
+    }
+
+    let higher_is_better = settings.metric.higher_is_better();
+    let mut stopped_early = false;
+    while state.epochs_done < settings.epochs {
+        if settings.patience > 0 && state.epochs_without_improvement >= settings.patience {
+            stopped_early = true;
+            break;
+        }
+        let epoch = state.epochs_done;
+        optimizer.start_epoch(epoch as u64);
+        let passes_before = optimizer.counters();
+        let order = shuffled_batches(&split.train, settings.batch_size, settings.seed, epoch as u64);
+        observer.epoch_started(epoch, order.len(), split.train.len());
+        let started = Instant::now();
+        let mut loss_sum = 0f64;
+        let mut lr = schedule.lr_at(optimizer.global_step());
+        for molecules in &order {
+            let batch = M::Batch::assemble(dataset, molecules, scaler)?;
+            let input = M::input(&batch, device)?;
+            lr = schedule.lr_at(optimizer.global_step());
+            let step_seed = settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
+            let (next, report) = optimizer
+                .step(lr, model, |m: &M| {
+                    let loss = m.loss(&input, task, step_seed);
+                    let value: f32 = loss.clone().into_scalar();
+                    let grads = GradientsParams::from_grads(loss.backward(), m);
+                    Ok::<_, std::convert::Infallible>((value, grads))
+                })
+                .map_err(|e| anyhow!("epoch {epoch}: {e}"))?;
+            model = next;
+            for w in &report.warnings {
+                observer.warning(&format!("epoch {epoch}, step {}: {w}", report.step));
+            }
+            loss_sum += report.loss as f64;
+            observer.step_finished(&report, molecules.len());
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+
+        let valid_started = Instant::now();
+        let valid = evaluate_split(&model.valid(), dataset, &split.valid, scaler, settings.metric, &plain_device)
+            .ok()
+            .map(|s| s.value);
+        let valid_seconds = valid_started.elapsed().as_secs_f64();
+
+        let improved = match (valid, state.best_valid) {
+            (Some(v), Some(best)) => if higher_is_better { v > best } else { v < best },
+            (Some(_), None) => true,
+            (None, _) => state.history.is_empty(),
+        };
+        if improved {
+            state.best_valid = valid;
+            state.best_epoch = epoch;
+            state.epochs_without_improvement = 0;
+            best_model = model.valid();
+            if let Some(dir) = out_dir {
+                save_model(&best_model, &dir.join(files::BEST_MODEL))?;
+            }
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        let passes_after = optimizer.counters();
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / order.len().max(1) as f64,
+            valid_metric: valid,
+            learning_rate: lr,
+            rho: optimizer.rho().unwrap_or(0.0),
+            train_seconds,
+            valid_seconds,
+            forward_passes: passes_after.forward - passes_before.forward,
+            backward_passes: passes_after.backward - passes_before.backward,
+            is_best: improved,
+        };
+        observer.epoch_finished(&record, settings.metric);
+        state.history.push(record);
+        state.epochs_done = epoch + 1;
+
+        if let Some(dir) = out_dir {
+            write_epoch_history(dir, &state.history)?;
+            plot_learning_curve(&dir.join(files::CURVE_SVG), &state.history, settings.metric.name())?;
+            Checkpoint {
+                trainer_json: serde_json::to_vec(&state)?,
+                model: model_to_bytes(&model)?,
+                optimizer: optimizer
+                    .save_state()
+                    .map_err(|e| anyhow!("saving the optimizer state: {e}"))?,
+            }
+            .write(checkpoint_path.as_ref().expect("folder given"))?;
+        }
+    }
+    if settings.patience > 0 && state.epochs_without_improvement >= settings.patience && state.epochs_done < settings.epochs {
+        stopped_early = true;
+    }
+    Ok(TrainOutcome {
+        best_model,
+        best_epoch: state.best_epoch,
+        best_valid: state.best_valid,
+        history: state.history,
+        stopped_early,
+    })
+}
+
+/// Predictions for the molecules `indices`, in target units (regression
+/// outputs mapped back through `scaler`), row-major `indices.len() × T`.
+pub fn predict_indices<M: PropertyModel>(
+    model: &M,
+    dataset: &MoleculeDataset,
+    indices: &[usize],
+    scaler: Option<&TargetScaler>,
+    device: &Device,
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(indices.len() * dataset.n_tasks);
+    for molecules in sequential_batches(indices, batch_size.max(1)) {
+        let batch = M::Batch::assemble(dataset, &molecules, None)?;
+        let input = M::input(&batch, device)?;
+        let values = model
+            .predict(&input, dataset.task_type)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("reading predictions: {e:?}"))?;
+        out.extend_from_slice(&values);
+    }
+    if dataset.task_type == TaskType::Regression {
+        if let Some(scaler) = scaler {
+            for row in out.chunks_mut(dataset.n_tasks) {
+                scaler.inverse_transform(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The metric of `model` on the molecules `indices` (missing labels ignored).
+pub fn evaluate_split<M: PropertyModel>(
+    model: &M,
+    dataset: &MoleculeDataset,
+    indices: &[usize],
+    scaler: Option<&TargetScaler>,
+    metric: Metric,
+    device: &Device,
+) -> Result<MetricScore> {
+    let predictions = predict_indices(model, dataset, indices, scaler, device, 64)?;
+    let mut targets = Vec::with_capacity(predictions.len());
+    for &i in indices {
+        targets.extend_from_slice(dataset.targets_of(i));
+    }
+    Ok(evaluate(metric, &predictions, &targets, dataset.n_tasks)?)
+}
+
+/// Path of the resume checkpoint in a run folder.
+pub fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join(files::CHECKPOINT)
+}
