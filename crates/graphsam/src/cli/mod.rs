@@ -1,10 +1,13 @@
 //! The `graphsam` command line: one file per subcommand. The binary is a
 //! thin wrapper over [`run`]; all work happens in the library stages.
 
+pub mod bench;
 pub mod dataset_args;
 pub mod datasets;
 pub mod device_args;
+pub mod evaluate;
 pub mod featurize;
+pub mod predict;
 pub mod progress;
 pub mod split;
 pub mod train;
@@ -32,6 +35,12 @@ pub enum Command {
     Split(split::SplitArgs),
     /// Train a model (one run per seed) and write its run record.
     Train(train::TrainArgs),
+    /// Predict properties of new molecules with a trained model.
+    Predict(predict::PredictArgs),
+    /// Score a trained model on a dataset or a part of its split.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Time Adam, SAM and GraphSAM steps on the same model and batches.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -42,6 +51,9 @@ pub fn run() -> Result<()> {
         Command::Datasets(args) => datasets::run(args),
         Command::Split(args) => split::run(args),
         Command::Train(args) => train::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

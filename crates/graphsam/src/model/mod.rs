@@ -309,6 +309,8 @@ macro_rules! with_model {
     ($spec:expr, $device:expr, $seed:expr, |$model:ident| $body:expr) => {
         match $spec {
             $crate::model::ModelSpec::Compt(config) => {
+                // CoMPT draws its weights from the backend's generator.
+                $device.seed($seed);
                 let $model = config.init($device);
                 $body
             }
