@@ -52,13 +52,33 @@ pub fn load_model<M: Module>(model: M, path: &Path) -> Result<M> {
     model_from_bytes(model, bytes, &path.display().to_string())
 }
 
-const MAGIC: &[u8; 8] = b"GSAMCKP1";
+/// Serialises a module as a burn record, which (unlike safetensors) keeps
+/// the parameter ids the optimizer state is keyed by: what a resume needs.
+pub fn model_record_to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising the model checkpoint: {e}"))?;
+    Ok(bytes.to_vec())
+}
+
+/// Restores a module (values and parameter ids) from [`model_record_to_bytes`].
+pub fn model_record_from_bytes<M: Module>(model: M, bytes: Vec<u8>, what: &str) -> Result<M> {
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("reading the model checkpoint in {what}: {e}"))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("the model checkpoint in {what} does not fit this model: {e}"))
+}
+
+const MAGIC: &[u8; 8] = b"GSAMCKP2";
 
 /// The three parts of a resume checkpoint.
 pub struct Checkpoint {
     /// Trainer state as JSON.
     pub trainer_json: Vec<u8>,
-    /// Model weights (safetensors).
+    /// Model weights and parameter ids (burn record).
     pub model: Vec<u8>,
     /// Optimizer state bytes.
     pub optimizer: Vec<u8>,

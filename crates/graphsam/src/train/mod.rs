@@ -7,6 +7,6 @@ pub mod trainer;
 
 pub use run::{ModelCard, RunConfig, RunSummary, device_without_autodiff, run_seed};
 pub use trainer::{
-    SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
+    Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
     predict_indices,
 };

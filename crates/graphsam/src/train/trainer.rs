@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use graphsam_optim::{NoamLr, NoamLrConfig, OptimizerConfig, SharpnessOptimizer, StepReport};
 
-use super::checkpoint::{Checkpoint, model_from_bytes, model_to_bytes, save_model};
+use super::checkpoint::{Checkpoint, model_record_from_bytes, model_record_to_bytes, save_model};
 use super::record::{EpochRecord, files, plot_learning_curve, write_epoch_history};
 use crate::data::{
     BatchLayout, Metric, MetricScore, MoleculeDataset, Split, TargetScaler, TaskType, evaluate,
@@ -51,6 +51,20 @@ pub trait TrainObserver {
     fn warning(&mut self, _message: &str) {}
     /// Training resumed from a checkpoint after `epochs_done` epochs.
     fn resumed(&mut self, _epochs_done: usize) {}
+    /// Asked after each epoch's checkpoint is written: `true` stops the run
+    /// there with [`Interrupted`]; running it again resumes.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+}
+
+/// Training stopped at an observer's request after `epochs_done` epochs;
+/// the checkpoint in the output folder resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("training interrupted after {epochs_done} epochs; run the same command again to resume")]
+pub struct Interrupted {
+    /// Epochs finished and checkpointed.
+    pub epochs_done: usize,
 }
 
 /// An observer that ignores everything (tests, quiet library use).
@@ -141,7 +155,7 @@ pub fn fit<M: PropertyModel>(
                 path.display()
             );
         }
-        model = model_from_bytes(model, ckpt.model, &path.display().to_string())?;
+        model = model_record_from_bytes(model, ckpt.model, &path.display().to_string())?;
         optimizer
             .load_state(&ckpt.optimizer, device)
             .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
@@ -232,12 +246,15 @@ pub fn fit<M: PropertyModel>(
             plot_learning_curve(&dir.join(files::CURVE_SVG), &state.history, settings.metric.name())?;
             Checkpoint {
                 trainer_json: serde_json::to_vec(&state)?,
-                model: model_to_bytes(&model)?,
+                model: model_record_to_bytes(&model)?,
                 optimizer: optimizer
                     .save_state()
                     .map_err(|e| anyhow!("saving the optimizer state: {e}"))?,
             }
             .write(checkpoint_path.as_ref().expect("folder given"))?;
+        }
+        if observer.should_stop() && state.epochs_done < settings.epochs {
+            return Err(Interrupted { epochs_done: state.epochs_done }.into());
         }
     }
     if settings.patience > 0 && state.epochs_without_improvement >= settings.patience && state.epochs_done < settings.epochs {
