@@ -4,11 +4,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{mish, softmax};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::xavier_linear;
+use super::{mish, xavier_linear};
 
 /// How topological distances become attention weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,33 +85,40 @@ impl MessageAttention {
         kernel * pair.two_minus_eye.clone().unsqueeze::<3>()
     }
 
-    /// Projection of the node states onto the (bond features, 1) basis per
-    /// head: `u[b, m, h, :]` with `u·(e_mn, 1) = q_m·k_mn / √d_k`.
+    /// The map from node states to their projection onto the (bond
+    /// features, 1) basis per head: `u = n W_u + b_u`, reshaped to
+    /// (…, h, f+1), satisfies `u_m·(e_mn, 1) = q_m·k_mn / √d_k`.
     ///
     /// With E = √d (e W_e + b_e) and k = E W_k + b_k, `q·k = (q Pᵀ)·(e, 1)`
     /// where P = [√d W_e; √d b_e] W_k + [0; b_k] is (f+1, d); heads take
-    /// disjoint column blocks of P, so W_q is folded into a block-diagonal
+    /// disjoint column blocks of P, so W_q folds into a block-diagonal
     /// (d, h·(f+1)) map and no (B, L, L, d) key tensor is ever built.
-    fn pair_queries(&self, nodes: Tensor<3>, edge_embed: &Linear) -> Tensor<4> {
-        let [batch, atoms, d_model] = nodes.dims();
+    /// Returns (W_u (d, h·(f+1)), b_u (1, h·(f+1))).
+    fn pair_query_map(&self, edge_embed: &Linear) -> (Tensor<2>, Tensor<2>) {
+        let edge_weight = edge_embed.weight.val(); // (f, d)
+        let [bond_dim, d_model] = edge_weight.dims();
+        let features = bond_dim + 1;
         let heads = self.heads;
         let d_head = d_model / heads;
-        let device = nodes.device();
-        let dtype = nodes.dtype();
+        let device = edge_weight.device();
+        let dtype = edge_weight.dtype();
+        let zeros = |n: usize| Tensor::<1>::zeros([n], (&device, dtype));
 
-        let edge_weight = edge_embed.weight.val(); // (f, d)
-        let features = edge_weight.dims()[0] + 1;
         let edge_bias = edge_embed
             .bias
             .as_ref()
             .map(|b| b.val())
-            .unwrap_or_else(|| Tensor::zeros([d_model], (&device, dtype)));
-        let basis = Tensor::cat(vec![edge_weight, edge_bias.unsqueeze::<2>()], 0) * (d_model as f64).sqrt();
+            .unwrap_or_else(|| zeros(d_model));
+        let basis =
+            Tensor::cat(vec![edge_weight, edge_bias.unsqueeze::<2>()], 0) * (d_model as f64).sqrt();
         let mut projection = basis.matmul(self.key.weight.val()); // (f+1, d)
         if let Some(key_bias) = &self.key.bias {
             // Only the constant row carries b_k.
-            let last_row: Vec<f32> = (0..features).map(|i| (i + 1 == features) as u8 as f32).collect();
-            let selector = Tensor::<1>::from_data(last_row.as_slice(), (&device, dtype)).reshape([features, 1]);
+            let last_row: Vec<f32> = (0..features)
+                .map(|i| (i + 1 == features) as u8 as f32)
+                .collect();
+            let selector = Tensor::<1>::from_data(last_row.as_slice(), (&device, dtype))
+                .reshape([features, 1]);
             projection = projection + selector * key_bias.val().unsqueeze::<2>();
         }
         let projection = projection / (d_head as f64).sqrt();
@@ -124,35 +131,135 @@ impl MessageAttention {
                 block[i * heads * features + head * features + f] = 1.0;
             }
         }
-        let block = Tensor::<1>::from_data(block.as_slice(), (&device, dtype)).reshape([d_model, heads * features]);
+        let block = Tensor::<1>::from_data(block.as_slice(), (&device, dtype))
+            .reshape([d_model, heads * features]);
         let per_head = projection.transpose().repeat_dim(1, heads) * block;
 
         let weight = self.query.weight.val().matmul(per_head.clone());
-        let mut u = nodes.matmul(weight.unsqueeze::<3>());
-        if let Some(query_bias) = &self.query.bias {
-            u = u + query_bias.val().unsqueeze::<2>().matmul(per_head).unsqueeze::<3>();
-        }
-        u.reshape([batch, atoms, heads, features])
+        let bias = self
+            .query
+            .bias
+            .as_ref()
+            .map(|b| b.val())
+            .unwrap_or_else(|| zeros(d_model));
+        (weight, bias.unsqueeze::<2>().matmul(per_head))
     }
 
-    /// Node update `mish(W_o Σ_n msg_mn v_n)` for normalised node states (B, L, d).
-    pub fn forward(&self, nodes: Tensor<3>, edge_embed: &Linear, pair: &PairContext) -> Tensor<3> {
-        let [batch, atoms, d_model] = nodes.dims();
+    /// `Σ_n msg_mn v_n` (B, L, d) from pair queries `u` (B, L, h, f+1) and values (B, L, d).
+    fn gather_messages(&self, u: Tensor<4>, values: Tensor<3>, pair: &PairContext) -> Tensor<3> {
+        let [batch, atoms, d_model] = values.dims();
         let heads = self.heads;
         let d_head = d_model / heads;
-
         // Scores (B, m, h, n): one (h × f+1)·(f+1 × L) product per (molecule, atom m).
-        let u = self.pair_queries(nodes.clone(), edge_embed);
-        let scores = u.matmul(pair.features_by_row.clone()) + pair.column_bias.clone().unsqueeze_dim::<4>(1);
+        let scores =
+            u.matmul(pair.features_by_row.clone()) + pair.column_bias.clone().unsqueeze_dim::<4>(1);
         // Symmetric pair features make in_nm = out_nm, so one softmax gives
         // out + in − diag(out) = (2 − I) ⊙ softmax(out); fold that and the
         // distance kernel into one (B, m, 1, n) factor.
         let weights = self.kernel_weights(pair).unsqueeze_dim::<4>(2);
         let message = (softmax(scores, 3) * weights).swap_dims(1, 2); // (B, h, m, n)
+        let values = values
+            .reshape([batch, atoms, heads, d_head])
+            .swap_dims(1, 2);
+        message
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([batch, atoms, d_model])
+    }
 
-        let values = self.value.forward(nodes).reshape([batch, atoms, heads, d_head]).swap_dims(1, 2);
-        let gathered = message.matmul(values).swap_dims(1, 2).reshape([batch, atoms, d_model]);
+    /// Node update `mish(W_o Σ_n msg_mn v_n)` for normalised node states (B, L, d).
+    pub fn forward(&self, nodes: Tensor<3>, edge_embed: &Linear, pair: &PairContext) -> Tensor<3> {
+        let [batch, atoms, _] = nodes.dims();
+        let (weight, bias) = self.pair_query_map(edge_embed);
+        let features = weight.dims()[1] / self.heads;
+        let u = (nodes.clone().matmul(weight.unsqueeze::<3>()) + bias.unsqueeze::<3>())
+            .reshape([batch, atoms, self.heads, features]);
+        let gathered = self.gather_messages(u, self.value.forward(nodes), pair);
         mish(self.output.forward(gathered))
+    }
+
+    /// [`forward`](Self::forward) on the real atoms only, (N, d) → (N, d):
+    /// only the pair scores and the message sum see the padded layout.
+    pub fn forward_packed(
+        &self,
+        nodes: Tensor<2>,
+        edge_embed: &Linear,
+        pair: &PairContext,
+        layout: &AtomLayout,
+    ) -> Tensor<2> {
+        let (weight, bias) = self.pair_query_map(edge_embed);
+        let features = weight.dims()[1] / self.heads;
+        let u = layout.pad(nodes.clone().matmul(weight) + bias);
+        let [batch, atoms, _] = u.dims();
+        let u = u.reshape([batch, atoms, self.heads, features]);
+        let gathered = self.gather_messages(u, layout.pad(self.value.forward(nodes)), pair);
+        mish(self.output.forward(layout.unpad(gathered)))
+    }
+}
+
+/// Where the N real atoms of a padded (B, L) batch live, for moving per-atom
+/// tensors between the packed (N, ·) and padded (B, L, ·) layouts.
+#[derive(Debug, Clone)]
+pub struct AtomLayout {
+    /// Flat (B·L) row of each real atom, (N).
+    real_rows: Tensor<1, Int>,
+    /// Packed row of each padded position, N (a zero row) for padding, (B·L).
+    padded_rows: Tensor<1, Int>,
+    batch: usize,
+    atoms: usize,
+    /// N.
+    pub real_atoms: usize,
+}
+
+impl AtomLayout {
+    /// Layout of a (B, L) mask of 1/0.
+    pub fn new(mask: &Tensor<2>) -> Self {
+        let [batch, atoms] = mask.dims();
+        let values: Vec<f32> = mask
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("mask converts to f32");
+        let real: Vec<i64> = (0..batch * atoms)
+            .filter(|&i| values[i] > 0.5)
+            .map(|i| i as i64)
+            .collect();
+        let mut padded = vec![real.len() as i64; batch * atoms];
+        for (k, &i) in real.iter().enumerate() {
+            padded[i as usize] = k as i64;
+        }
+        let device = mask.device();
+        let real_atoms = real.len();
+        Self {
+            real_atoms,
+            real_rows: Tensor::from_data(TensorData::new(real, [real_atoms]), &device),
+            padded_rows: Tensor::from_data(TensorData::new(padded, [batch * atoms]), &device),
+            batch,
+            atoms,
+        }
+    }
+
+    /// (N, c) → (B, L, c) with zero rows at padding.
+    pub fn pad(&self, x: Tensor<2>) -> Tensor<3> {
+        let width = x.dims()[1];
+        let zero = Tensor::<2>::zeros([1, width], (&x.device(), x.dtype()));
+        Tensor::cat(vec![x, zero], 0)
+            .select(0, self.padded_rows.clone())
+            .reshape([self.batch, self.atoms, width])
+    }
+
+    /// (B, L) → (N) for integer per-atom values (positions).
+    pub fn unpad_int(&self, x: Tensor<2, Int>) -> Tensor<1, Int> {
+        x.reshape([self.batch * self.atoms])
+            .select(0, self.real_rows.clone())
+    }
+
+    /// (B, L, c) → (N, c), the real atoms in batch order.
+    pub fn unpad(&self, x: Tensor<3>) -> Tensor<2> {
+        let width = x.dims()[2];
+        x.reshape([self.batch * self.atoms, width])
+            .select(0, self.real_rows.clone())
     }
 }
 
@@ -176,17 +283,31 @@ impl MessageAttention {
         let scale = (d_head as f64).sqrt();
 
         let edges = edge_embed.forward(pair_features) * (d_model as f64).sqrt();
-        let keys = self.key.forward(edges).reshape([batch, atoms, atoms, heads, d_head]);
-        let queries = self.query.forward(nodes.clone()).reshape([batch, atoms, 1, heads, d_head]);
+        let keys = self
+            .key
+            .forward(edges)
+            .reshape([batch, atoms, atoms, heads, d_head]);
+        let queries = self
+            .query
+            .forward(nodes.clone())
+            .reshape([batch, atoms, 1, heads, d_head]);
         // out[b, m, n, h] = q_m · k_mn
-        let out = (queries.clone() * keys.clone()).sum_dim(4).reshape([batch, atoms, atoms, heads]) / scale;
+        let out = (queries.clone() * keys.clone())
+            .sum_dim(4)
+            .reshape([batch, atoms, atoms, heads])
+            / scale;
         // in[b, n, m, h] = q_n · k_mn
-        let incoming = (queries * keys.swap_dims(1, 2)).sum_dim(4).reshape([batch, atoms, atoms, heads]) / scale;
+        let incoming = (queries * keys.swap_dims(1, 2))
+            .sum_dim(4)
+            .reshape([batch, atoms, atoms, heads])
+            / scale;
         let column_bias = ((mask.clone() - 1.0) * -PAD_BIAS).reshape([batch, 1, atoms, 1]);
         let out = softmax(out + column_bias.clone(), 2).permute([0, 3, 1, 2]);
         let incoming = softmax(incoming + column_bias, 2).permute([0, 3, 1, 2]);
 
-        let eye = Tensor::<2>::eye(atoms, &nodes.device()).cast(nodes.dtype()).reshape([1, 1, atoms, atoms]);
+        let eye = Tensor::<2>::eye(atoms, &nodes.device())
+            .cast(nodes.dtype())
+            .reshape([1, 1, atoms, atoms]);
         let message = out.clone() + incoming.clone() - out.clone() * eye;
 
         let lambda = self.distance_scale.val().reshape([1, 1, 1]);
@@ -199,8 +320,15 @@ impl MessageAttention {
         };
         let message = message * kernel.unsqueeze_dim::<4>(1);
 
-        let values = self.value.forward(nodes).reshape([batch, atoms, heads, d_head]).swap_dims(1, 2);
-        let gathered = message.matmul(values).swap_dims(1, 2).reshape([batch, atoms, d_model]);
+        let values = self
+            .value
+            .forward(nodes)
+            .reshape([batch, atoms, heads, d_head])
+            .swap_dims(1, 2);
+        let gathered = message
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([batch, atoms, d_model]);
         (mish(self.output.forward(gathered)), out, incoming)
     }
 }

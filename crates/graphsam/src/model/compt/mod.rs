@@ -11,13 +11,12 @@ mod readout;
 #[cfg(test)]
 mod tests;
 
-pub use attention::{DistanceKernel, MessageAttention, PairContext};
+pub use attention::{AtomLayout, DistanceKernel, MessageAttention, PairContext};
 pub use norm::{LayerNorm, Norm, NormKind, ScaleNorm};
 pub use readout::GruReadout;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear};
-use burn::tensor::activation::mish;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -62,14 +61,15 @@ impl ComptConfig {
     pub fn for_dataset(name: &str, n_tasks: usize) -> Self {
         use DistanceKernel::{Exp, Softmax};
         use NormKind::{LayerNorm as Layer, ScaleNorm as Scale};
-        let (layers, heads, kernel, norm, generator_layers) = match name.to_ascii_lowercase().as_str() {
-            "esol" | "delaney" => (3, 4, Softmax, Scale, 2),
-            "lipophilicity" | "lipo" => (3, 8, Exp, Layer, 2),
-            "tox21" => (8, 4, Exp, Layer, 4),
-            "sider" => (4, 4, Softmax, Scale, 2),
-            "clintox" => (4, 4, Exp, Layer, 2),
-            _ => (4, 4, Exp, Layer, 2), // BBBP
-        };
+        let (layers, heads, kernel, norm, generator_layers) =
+            match name.to_ascii_lowercase().as_str() {
+                "esol" | "delaney" => (3, 4, Softmax, Scale, 2),
+                "lipophilicity" | "lipo" => (3, 8, Exp, Layer, 2),
+                "tox21" => (8, 4, Exp, Layer, 4),
+                "sider" => (4, 4, Softmax, Scale, 2),
+                "clintox" => (4, 4, Exp, Layer, 2),
+                _ => (4, 4, Exp, Layer, 2), // BBBP
+            };
         Self {
             atom_dim: ATOM_FEATURES,
             bond_dim: BOND_FEATURES,
@@ -110,10 +110,16 @@ impl ComptConfig {
             return Err(format!("CoMPT config: {name} must be at least 1"));
         }
         if self.d_model % self.heads != 0 {
-            return Err(format!("CoMPT config: d_model {} is not divisible by heads {}", self.d_model, self.heads));
+            return Err(format!(
+                "CoMPT config: d_model {} is not divisible by heads {}",
+                self.d_model, self.heads
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("CoMPT config: dropout {} is outside [0, 1)", self.dropout));
+            return Err(format!(
+                "CoMPT config: dropout {} is outside [0, 1)",
+                self.dropout
+            ));
         }
         Ok(())
     }
@@ -180,10 +186,26 @@ impl ComptConfig {
     }
 }
 
+/// Mish, `x·tanh(softplus(x))`, written with one `exp` and arithmetic:
+/// with n = eˣ, tanh(ln(1+n)) = n(n+2)/(n(n+2)+2). burn's `mish` takes
+/// about twice as many passes (thresholded softplus) and its CPU `tanh`
+/// goes through f64. Clamping at 20 before `exp` is exact in f32/f64 (the
+/// ratio is 1 to within rounding there) and keeps every term finite.
+pub fn mish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let n = x.clone().clamp_max(20.0).exp();
+    let p = n.clone() * (n + 2.0);
+    x * (p.clone() / (p + 2.0))
+}
+
 /// Linear(d_in→d_out) with a Xavier-uniform weight and PyTorch's default bias
 /// (U(±1/√d_in), which is burn's default initializer for a bias).
 pub(crate) fn xavier_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    let weight = Initializer::XavierUniform { gain: 1.0 }.init_with([d_in, d_out], Some(d_in), Some(d_out), device);
+    let weight = Initializer::XavierUniform { gain: 1.0 }.init_with(
+        [d_in, d_out],
+        Some(d_in),
+        Some(d_out),
+        device,
+    );
     let bias = Initializer::KaimingUniform {
         gain: 1.0 / 3f64.sqrt(),
         fan_out_only: false,
@@ -209,6 +231,30 @@ pub struct ComptInput {
     pub atom_mask: Tensor<2>,
     /// Atom index + 1, 0 for padding (B, L); must be below `max_atoms`.
     pub positions: Tensor<2, Int>,
+    /// `pair_features` with a constant 1 appended and laid out
+    /// (B, L, bond_dim+1, L), the form the factored attention scores read;
+    /// derived on the host by [`from_host`](Self::from_host) (see
+    /// [`pair_by_row_host`]) because the device transpose costs more than
+    /// the whole attention.
+    pub pair_by_row: Tensor<4>,
+}
+
+/// Host layout of [`ComptInput::pair_by_row`] from row-major (B, L, L, f) pair features.
+pub fn pair_by_row_host(batch_size: usize, max_atoms: usize, pair: &[f32]) -> Vec<f32> {
+    let l = max_atoms;
+    let f = pair.len() / (batch_size * l * l).max(1);
+    let mut out = vec![0f32; batch_size * l * (f + 1) * l];
+    for row in 0..batch_size * l {
+        let block = &mut out[row * (f + 1) * l..(row + 1) * (f + 1) * l];
+        for n in 0..l {
+            let src = &pair[(row * l + n) * f..(row * l + n + 1) * f];
+            for (k, v) in src.iter().enumerate() {
+                block[k * l + n] = *v;
+            }
+            block[f * l + n] = 1.0;
+        }
+    }
+    out
 }
 
 impl ComptInput {
@@ -237,15 +283,32 @@ impl ComptInput {
         );
         let atom_dim = node.len() / (b * l);
         let bond_dim = pair.len() / (b * l * l);
-        for (name, len, want) in [("dist", dist.len(), b * l * l), ("mask", mask.len(), b * l), ("positions", positions.len(), b * l)] {
-            assert_eq!(len, want, "CoMPT batch: `{name}` has {len} values, expected {want} for {b} molecules of {l} atoms");
+        for (name, len, want) in [
+            ("dist", dist.len(), b * l * l),
+            ("mask", mask.len(), b * l),
+            ("positions", positions.len(), b * l),
+        ] {
+            assert_eq!(
+                len, want,
+                "CoMPT batch: `{name}` has {len} values, expected {want} for {b} molecules of {l} atoms"
+            );
         }
         Self {
-            node_features: Tensor::from_data(TensorData::new(node.to_vec(), [b, l, atom_dim]), device),
-            pair_features: Tensor::from_data(TensorData::new(pair.to_vec(), [b, l, l, bond_dim]), device),
+            node_features: Tensor::from_data(
+                TensorData::new(node.to_vec(), [b, l, atom_dim]),
+                device,
+            ),
+            pair_features: Tensor::from_data(
+                TensorData::new(pair.to_vec(), [b, l, l, bond_dim]),
+                device,
+            ),
             distances: Tensor::from_data(TensorData::new(dist.to_vec(), [b, l, l]), device),
             atom_mask: Tensor::from_data(TensorData::new(mask.to_vec(), [b, l]), device),
             positions: Tensor::from_data(TensorData::new(positions.to_vec(), [b, l]), device),
+            pair_by_row: Tensor::from_data(
+                TensorData::new(pair_by_row_host(b, l, pair), [b, l, bond_dim + 1, l]),
+                device,
+            ),
         }
     }
 
@@ -269,12 +332,23 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    /// `n = norm(H); h1 = n + norm(attn(n)); H' = n + h1 + norm(mish(W h1))`.
-    pub fn forward(&self, hidden: Tensor<3>, edge_embed: &Linear, pair: &PairContext) -> Tensor<3> {
+    /// `n = norm(H); h1 = n + norm(attn(n)); H' = n + h1 + norm(mish(W h1))`
+    /// on the real atoms (N, d).
+    pub fn forward(
+        &self,
+        hidden: Tensor<2>,
+        edge_embed: &Linear,
+        pair: &PairContext,
+        layout: &AtomLayout,
+    ) -> Tensor<2> {
         let normed = self.norm.forward(hidden);
-        let attended = self.attention.forward(normed.clone(), edge_embed, pair);
+        let attended = self
+            .attention
+            .forward_packed(normed.clone(), edge_embed, pair, layout);
         let h1 = normed.clone() + self.norm.forward(attended);
-        let fed = self.norm.forward(mish(self.feed_forward.forward(h1.clone())));
+        let fed = self
+            .norm
+            .forward(mish(self.feed_forward.forward(h1.clone())));
         normed + h1 + fed
     }
 }
@@ -316,29 +390,51 @@ pub struct Compt {
 impl Compt {
     /// Raw outputs (B, n_tasks): logits for classification, standardised
     /// values for regression.
+    ///
+    /// # Panics
+    /// If a molecule's real atoms do not come first in its rows (the
+    /// batcher's layout; see [`GruReadout::forward`]).
     pub fn forward(&self, input: &ComptInput) -> Tensor<2> {
         let encoded = self.encode(input);
         let molecules = self.readout.forward(encoded, input.atom_mask.clone());
         self.predict(molecules)
     }
 
-    /// Encoder output (B, L, d) after the final norm.
+    /// Encoder output (B, L, d) after the final norm; zero rows at padding.
+    /// Every per-atom step runs on the real atoms only: padding costs only
+    /// in the (L × L) attention scores.
     pub fn encode(&self, input: &ComptInput) -> Tensor<3> {
+        let (batch, atoms) = input.dims();
+        let layout = AtomLayout::new(&input.atom_mask);
+        if layout.real_atoms == 0 {
+            let like = &input.node_features;
+            return Tensor::zeros([batch, atoms, self.d_model], (&like.device(), like.dtype()));
+        }
         let pair = self.pair_context(input);
         let scale = (self.d_model as f64).sqrt();
-        let mut hidden =
-            self.node_embed.forward(input.node_features.clone()) * scale + self.position_embed.forward(input.positions.clone());
+        let real = layout.real_atoms;
+        let positions = layout.unpad_int(input.positions.clone()).reshape([1, real]);
+        let mut hidden = self
+            .node_embed
+            .forward(layout.unpad(input.node_features.clone()))
+            * scale
+            + self
+                .position_embed
+                .forward(positions)
+                .reshape([real, self.d_model]);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, &self.edge_embed, &pair);
+            hidden = layer.forward(hidden, &self.edge_embed, &pair, &layout);
         }
-        self.final_norm.forward(hidden)
+        layout.pad(self.final_norm.forward(hidden))
     }
 
     /// Head on molecule vectors (B, d).
     pub fn predict(&self, molecules: Tensor<2>) -> Tensor<2> {
         let mut x = molecules;
         for block in &self.head {
-            x = block.dropout.forward(block.norm.forward(mish(block.linear.forward(x))));
+            x = block
+                .dropout
+                .forward(block.norm.forward(mish(block.linear.forward(x))));
         }
         self.output.forward(x)
     }
@@ -353,12 +449,10 @@ impl Compt {
         let (batch, atoms) = input.dims();
         let device = input.node_features.device();
         let dtype = input.node_features.dtype();
-        let ones = Tensor::<4>::ones([batch, atoms, atoms, 1], (&device, dtype));
-        let features_by_row = Tensor::cat(vec![input.pair_features.clone(), ones], 3).swap_dims(2, 3);
         let column_bias = ((input.atom_mask.clone() - 1.0) * -PAD_BIAS).reshape([batch, 1, atoms]);
         let eye = Tensor::<2>::eye(atoms, &device).cast(dtype);
         PairContext {
-            features_by_row,
+            features_by_row: input.pair_by_row.clone(),
             distances: input.distances.clone(),
             column_bias,
             two_minus_eye: eye.neg() + 2.0,

@@ -82,7 +82,8 @@ impl LayerNorm {
         // The tiny floor keeps the square root's gradient finite for a
         // constant row (its value is unchanged in f32 for any real row).
         let sigma = (variance + 1e-20).sqrt();
-        centered / (sigma + 1e-6) * broadcast_last::<D>(self.gain.val()) + broadcast_last::<D>(self.shift.val())
+        centered / (sigma + 1e-6) * broadcast_last::<D>(self.gain.val())
+            + broadcast_last::<D>(self.shift.val())
     }
 }
 

@@ -5,11 +5,10 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear};
-use burn::tensor::activation::mish;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::attention::PAD_BIAS;
-use super::xavier_linear;
+use super::{mish, xavier_linear};
 
 /// Bidirectional GRU(d→d) readout with PyTorch's gate layout (r, z, n) and
 /// parameterisation (separate input and hidden biases).
@@ -34,7 +33,11 @@ impl GruReadout {
     pub fn new(d_model: usize, device: &Device) -> Self {
         let bound = 1.0 / (d_model as f64).sqrt();
         Self {
-            init_bias: Initializer::Uniform { min: -bound, max: bound }.init([d_model], device),
+            init_bias: Initializer::Uniform {
+                min: -bound,
+                max: bound,
+            }
+            .init([d_model], device),
             forward_input: xavier_linear(d_model, 3 * d_model, device),
             forward_hidden: xavier_linear(d_model, 3 * d_model, device),
             reverse_input: xavier_linear(d_model, 3 * d_model, device),
@@ -43,99 +46,228 @@ impl GruReadout {
         }
     }
 
-    /// Molecule vectors (B, d) from encoder output `x` (B, L, d) and atom mask (B, L).
+    /// Molecule vectors (B, d) from encoder output `x` (B, L, d) and atom
+    /// mask (B, L). Each molecule's real atoms must come first (mask 1…1 0…0),
+    /// the layout the batcher writes.
+    ///
+    /// # Panics
+    /// If a mask row is not of that prefix form.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
         let [batch, atoms, d_model] = x.dims();
-        let mask3 = mask.clone().unsqueeze_dim::<3>(2); // (B, L, 1)
-        let x = x * mask3.clone();
-
-        // Both directions start from the max over real atoms of mish(X + b).
-        let pooled = mish(x.clone() + self.init_bias.val().reshape([1, 1, d_model]))
-            + (mask3.clone() - 1.0) * -PAD_BIAS;
-        let start = pooled.max_dim(1).reshape([1, batch, d_model]).repeat_dim(0, 2); // (2, B, d)
-
-        // Time-major so each step reads a contiguous block; the reverse
-        // direction reads the sequence flipped.
-        let steps = x.swap_dims(0, 1); // (L, B, d)
-        let gates_in = Tensor::stack::<4>(
-            vec![
-                self.forward_input.forward(steps.clone()),
-                self.reverse_input.forward(steps).flip([0]),
-            ],
-            1,
-        ); // (L, 2, B, 3d)
-        let step_mask = mask.clone().swap_dims(0, 1).unsqueeze_dim::<3>(2); // (L, B, 1)
-        let step_mask = Tensor::stack::<4>(vec![step_mask.clone(), step_mask.flip([0])], 1); // (L, 2, B, 1)
-
-        let hidden_weight = Tensor::stack::<3>(
-            vec![self.forward_hidden.weight.val(), self.reverse_hidden.weight.val()],
-            0,
-        ); // (2, d, 3d)
-        let hidden_bias = Tensor::stack::<2>(
-            vec![
-                self.forward_hidden.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([3 * d_model], &hidden_weight.device())),
-                self.reverse_hidden.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([3 * d_model], &hidden_weight.device())),
-            ],
-            0,
-        )
-        .reshape([2, 1, 3 * d_model]);
-
-        // Every slice of `gates_in` costs a full-size gradient buffer in the
-        // backward pass; slicing in two levels (√L chunks, then steps) cuts
-        // that from O(L²) to O(L^1.5) buffers' worth.
-        let chunk = (atoms as f64).sqrt().ceil().max(1.0) as usize;
-        let mut hidden = start;
-        let mut outputs = Vec::with_capacity(atoms);
-        let mut begin = 0;
-        while begin < atoms {
-            let len = chunk.min(atoms - begin);
-            let block = gates_in.clone().narrow(0, begin, len);
-            let block_mask = step_mask.clone().narrow(0, begin, len);
-            for i in 0..len {
-                let input = block.clone().narrow(0, i, 1).reshape([2, batch, 3 * d_model]);
-                let keep = block_mask.clone().narrow(0, i, 1).reshape([2, batch, 1]);
-                hidden = gru_step(hidden, input, hidden_weight.clone(), hidden_bias.clone(), keep, d_model);
-                outputs.push(hidden.clone());
-            }
-            begin += len;
+        let device = x.device();
+        let dtype = x.dtype();
+        let plan = ReadoutPlan::new(&mask, batch, atoms);
+        if plan.real_atoms == 0 {
+            return Tensor::zeros([batch, d_model], (&device, dtype));
         }
 
-        let outputs = Tensor::stack::<4>(outputs, 0); // (L, 2, B, d)
-        let forward_out = outputs.clone().narrow(1, 0, 1).reshape([atoms, batch, d_model]);
-        let reverse_out = outputs.narrow(1, 1, 1).reshape([atoms, batch, d_model]).flip([0]);
-        let merged = mish(self.merge.forward(Tensor::cat(vec![forward_out, reverse_out], 2))); // (L, B, d)
+        // Both directions start from the max over real atoms of mish(X + b).
+        let mask3 = mask.unsqueeze_dim::<3>(2); // (B, L, 1)
+        let pooled = mish(x.clone() + self.init_bias.val().reshape([1, 1, d_model]))
+            + (mask3 - 1.0) * -PAD_BIAS;
+        let start = pooled.max_dim(1).reshape([batch, d_model]);
+        let start = start
+            .select(0, plan.index(&plan.order, &device))
+            .unsqueeze::<3>()
+            .repeat_dim(0, 2); // (2, B, d), longest first
 
-        let step_mask = mask.clone().swap_dims(0, 1).unsqueeze_dim::<3>(2);
-        let counts = mask.sum_dim(1).clamp_min(1.0); // (B, 1)
-        (merged * step_mask).sum_dim(0).reshape([batch, d_model]) / counts
+        // Real atoms only, gathered step-major for each direction: at step t
+        // the molecules still running are a prefix of the length-sorted
+        // batch, so a step is a contiguous block of rows and a finished
+        // molecule simply drops out (no padded step ever touches a state).
+        let rows = x
+            .reshape([batch * atoms, d_model])
+            .select(0, plan.index(&plan.gather_rows, &device));
+        let rows = rows.reshape([2, plan.real_atoms, d_model]);
+        let input_weight = Tensor::stack::<3>(
+            vec![
+                self.forward_input.weight.val(),
+                self.reverse_input.weight.val(),
+            ],
+            0,
+        );
+        let gates_in =
+            rows.matmul(input_weight) + stacked_bias(&self.forward_input, &self.reverse_input); // (2, N, 3d)
+        let hidden_weight = Tensor::stack::<3>(
+            vec![
+                self.forward_hidden.weight.val(),
+                self.reverse_hidden.weight.val(),
+            ],
+            0,
+        );
+        let hidden_bias = stacked_bias(&self.forward_hidden, &self.reverse_hidden);
+
+        // Each slice of `gates_in` costs a full-size gradient buffer in the
+        // backward pass; slicing in two levels (√T chunks of steps, then
+        // steps) cuts that from O(T²) to O(T^1.5) buffers' worth.
+        let steps = plan.active.len();
+        let chunk = (steps as f64).sqrt().ceil().max(1.0) as usize;
+        let mut hidden = start;
+        let mut outputs = Vec::with_capacity(steps);
+        let mut first = 0;
+        while first < steps {
+            let last = (first + chunk).min(steps);
+            let begin = plan.offsets[first];
+            let block = gates_in
+                .clone()
+                .narrow(1, begin, plan.offsets[last] - begin);
+            for t in first..last {
+                let active = plan.active[t];
+                let input = block.clone().narrow(1, plan.offsets[t] - begin, active);
+                if hidden.dims()[1] != active {
+                    hidden = hidden.narrow(1, 0, active);
+                }
+                hidden = gru_step(
+                    hidden,
+                    input,
+                    hidden_weight.clone(),
+                    hidden_bias.clone(),
+                    d_model,
+                );
+                outputs.push(hidden.clone());
+            }
+            first = last;
+        }
+
+        // Pair each atom's forward state with its reverse state, merge, and
+        // average per molecule.
+        let outputs = Tensor::cat(outputs, 1); // (2, N, d), step-major
+        let forward_out = outputs
+            .clone()
+            .narrow(0, 0, 1)
+            .reshape([plan.real_atoms, d_model]);
+        let reverse_out = outputs
+            .narrow(0, 1, 1)
+            .reshape([plan.real_atoms, d_model])
+            .select(0, plan.index(&plan.reverse_alignment, &device));
+        let merged = mish(
+            self.merge
+                .forward(Tensor::cat(vec![forward_out, reverse_out], 1)),
+        ); // (N, d)
+        let averaging = Tensor::<1>::from_data(plan.averaging.as_slice(), (&device, dtype))
+            .reshape([batch, plan.real_atoms]);
+        averaging.matmul(merged)
     }
 }
 
-/// One GRU step for both directions at once; `keep` (2, B, 1) is 1 where the
-/// step is a real atom and 0 where it is padding (the state passes through).
+/// Input or hidden biases of both directions as (2, 1, 3d).
+fn stacked_bias(forward: &Linear, reverse: &Linear) -> Tensor<3> {
+    let bias = |l: &Linear| {
+        l.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| {
+            Tensor::zeros([l.weight.dims()[1]], (&l.weight.device(), l.weight.dtype()))
+        })
+    };
+    let width = forward.weight.dims()[1];
+    Tensor::stack::<2>(vec![bias(forward), bias(reverse)], 0).reshape([2, 1, width])
+}
+
+/// Host-side bookkeeping of which rows each GRU step reads and writes.
+struct ReadoutPlan {
+    /// Molecules sorted by atom count, longest first.
+    order: Vec<i64>,
+    /// Molecules still running at each step (a prefix of `order`).
+    active: Vec<usize>,
+    /// First packed row of each step, plus the total at the end.
+    offsets: Vec<usize>,
+    /// Rows of the flattened (B·L) encoder output: forward direction's
+    /// step-major order, then the reverse direction's.
+    gather_rows: Vec<i64>,
+    /// For the forward packed position of atom (j, t), the reverse packed
+    /// position of the same atom.
+    reverse_alignment: Vec<i64>,
+    /// (B, N) row-major: 1/n_j where packed position belongs to molecule j.
+    averaging: Vec<f32>,
+    /// N, the number of real atoms in the batch.
+    real_atoms: usize,
+}
+
+impl ReadoutPlan {
+    fn new(mask: &Tensor<2>, batch: usize, atoms: usize) -> Self {
+        let values: Vec<f32> = mask
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("mask converts to f32");
+        let counts: Vec<usize> = (0..batch)
+            .map(|j| {
+                let row = &values[j * atoms..(j + 1) * atoms];
+                let n = row.iter().take_while(|v| **v > 0.5).count();
+                assert!(
+                    row[n..].iter().all(|v| *v <= 0.5),
+                    "CoMPT readout: molecule {j} of the batch has padding before a real atom; real atoms must come first"
+                );
+                n
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..batch).collect();
+        order.sort_by_key(|&j| std::cmp::Reverse(counts[j]));
+        let longest = counts.iter().copied().max().unwrap_or(0);
+        let active: Vec<usize> = (0..longest)
+            .map(|t| counts.iter().filter(|&&n| n > t).count())
+            .collect();
+        let mut offsets = vec![0];
+        for a in &active {
+            offsets.push(offsets.last().unwrap() + a);
+        }
+        let real_atoms = *offsets.last().unwrap();
+        let mut forward_rows = Vec::with_capacity(real_atoms);
+        let mut reverse_rows = Vec::with_capacity(real_atoms);
+        let mut reverse_alignment = Vec::with_capacity(real_atoms);
+        let mut averaging = vec![0f32; batch * real_atoms];
+        for (t, &a) in active.iter().enumerate() {
+            for (rank, &j) in order[..a].iter().enumerate() {
+                let n = counts[j];
+                forward_rows.push((j * atoms + t) as i64);
+                reverse_rows.push((j * atoms + n - 1 - t) as i64);
+                // Atom t is read by the reverse direction at step n−1−t.
+                reverse_alignment.push((offsets[n - 1 - t] + rank) as i64);
+                averaging[j * real_atoms + offsets[t] + rank] = 1.0 / n as f32;
+            }
+        }
+        forward_rows.extend(reverse_rows);
+        Self {
+            order: order.into_iter().map(|j| j as i64).collect(),
+            active,
+            offsets,
+            gather_rows: forward_rows,
+            reverse_alignment,
+            averaging,
+            real_atoms,
+        }
+    }
+
+    fn index(&self, values: &[i64], device: &Device) -> Tensor<1, Int> {
+        Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+    }
+}
+
+/// One GRU step for both directions at once (PyTorch's equations).
 fn gru_step(
     hidden: Tensor<3>,
     input_gates: Tensor<3>,
     hidden_weight: Tensor<3>,
     hidden_bias: Tensor<3>,
-    keep: Tensor<3>,
     d_model: usize,
 ) -> Tensor<3> {
     let hidden_gates = hidden.clone().matmul(hidden_weight) + hidden_bias;
     let reset_update = logistic(
-        input_gates.clone().narrow(2, 0, 2 * d_model) + hidden_gates.clone().narrow(2, 0, 2 * d_model),
+        input_gates.clone().narrow(2, 0, 2 * d_model)
+            + hidden_gates.clone().narrow(2, 0, 2 * d_model),
     );
     let reset = reset_update.clone().narrow(2, 0, d_model);
     let update = reset_update.narrow(2, d_model, d_model);
-    let candidate = (input_gates.narrow(2, 2 * d_model, d_model) + reset * hidden_gates.narrow(2, 2 * d_model, d_model)).tanh();
-    // h' = (1 − z)·n + z·h, applied only where `keep` is 1.
-    let next = candidate.clone() + update * (hidden.clone() - candidate);
-    hidden.clone() + keep * (next - hidden)
+    let candidate = (input_gates.narrow(2, 2 * d_model, d_model)
+        + reset * hidden_gates.narrow(2, 2 * d_model, d_model))
+    .tanh();
+    // h' = (1 − z)·n + z·h
+    candidate.clone() + update * (hidden - candidate)
 }
 
-/// The logistic sigmoid as `(1 + tanh(x/2))/2`: exact, and computed in the
-/// tensor's own precision (burn 0.22's `sigmoid` evaluates in f32 even for
-/// f64 tensors, which spoils f64 gradient checks).
+/// The logistic sigmoid `1/(1+e^(−x))` in the tensor's own precision
+/// (burn 0.22's `sigmoid` evaluates in f32 even for f64 tensors, which
+/// spoils f64 gradient checks). The clamp keeps `exp` finite, so its
+/// gradient never meets ∞·0; σ is within 1e−13 of 0 or 1 beyond ±30.
 fn logistic(x: Tensor<3>) -> Tensor<3> {
-    (x * 0.5).tanh() * 0.5 + 0.5
+    (x.clamp(-30.0, 30.0).neg().exp() + 1.0).recip()
 }

@@ -52,7 +52,8 @@ fn molecule(atoms: usize, seed: u64) -> Molecule {
         feature[4 + rng.random_range(0..6)] = 1.0;
         feature[10 + rng.random_range(0..3)] = 1.0;
         for (m, n) in [(i, j), (j, i)] {
-            pair[(m * atoms + n) * BOND_FEATURES..(m * atoms + n + 1) * BOND_FEATURES].copy_from_slice(&feature);
+            pair[(m * atoms + n) * BOND_FEATURES..(m * atoms + n + 1) * BOND_FEATURES]
+                .copy_from_slice(&feature);
             dist[m * atoms + n] = 1.0;
         }
     }
@@ -66,7 +67,12 @@ fn molecule(atoms: usize, seed: u64) -> Molecule {
             }
         }
     }
-    Molecule { atoms, node, pair, dist }
+    Molecule {
+        atoms,
+        node,
+        pair,
+        dist,
+    }
 }
 
 /// Pad `molecules` to `padded` atoms each and upload them.
@@ -97,13 +103,20 @@ fn batch(molecules: &[&Molecule], padded: usize, device: &Device) -> ComptInput 
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.cast(FloatDType::F64).into_data().try_to_vec::<f64>().unwrap()
+    t.cast(FloatDType::F64)
+        .into_data()
+        .try_to_vec::<f64>()
+        .unwrap()
 }
 
 fn max_relative_error(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max) / scale
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max)
+        / scale
 }
 
 fn config(kernel: DistanceKernel, norm: NormKind) -> ComptConfig {
@@ -123,18 +136,39 @@ fn factored_attention_matches_direct_form() {
     for kernel in [DistanceKernel::Exp, DistanceKernel::Softmax] {
         let model = config(kernel, NormKind::LayerNorm).init(&device);
         let attention = &model.layers[0].attention;
-        let nodes = Tensor::<3>::random([3, 13, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let nodes = Tensor::<3>::random(
+            [3, 13, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let pair = model.pair_context(&input);
         let factored = attention.forward(nodes.clone(), &model.edge_embed, &pair);
         let (direct, _, _) = attention.forward_direct(
-            nodes,
+            nodes.clone(),
             &model.edge_embed,
             input.pair_features.clone(),
             input.distances.clone(),
             input.atom_mask.clone(),
         );
+        let layout = AtomLayout::new(&input.atom_mask);
+        let packed = attention.forward_packed(
+            layout.unpad(nodes.clone()),
+            &model.edge_embed,
+            &pair,
+            &layout,
+        );
+        let direct_real = to_vec(layout.unpad(direct.clone()));
         let err = max_relative_error(&to_vec(factored), &to_vec(direct));
-        assert!(err <= 1e-5, "{kernel:?}: factored vs direct attention differ by {err:e}");
+        assert!(
+            err <= 1e-5,
+            "{kernel:?}: factored vs direct attention differ by {err:e}"
+        );
+        let err = max_relative_error(&to_vec(packed), &direct_real);
+        assert!(
+            err <= 1e-5,
+            "{kernel:?}: packed vs direct attention differ by {err:e}"
+        );
+        assert_eq!(direct_real.len(), (9 + 5 + 12) * 16);
     }
 }
 
@@ -145,7 +179,11 @@ fn symmetric_pair_features_make_in_and_out_softmax_equal() {
     let mols = [molecule(10, 4), molecule(7, 5)];
     let input = batch(&[&mols[0], &mols[1]], 10, &device);
     let model = ComptConfig::tiny(1).init(&device);
-    let nodes = Tensor::<3>::random([2, 10, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let nodes = Tensor::<3>::random(
+        [2, 10, 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let (_, out, incoming) = model.layers[0].attention.forward_direct(
         nodes,
         &model.edge_embed,
@@ -157,7 +195,8 @@ fn symmetric_pair_features_make_in_and_out_softmax_equal() {
     let err = max_relative_error(&incoming, &out);
     assert!(err <= 1e-6, "in- and out-softmax differ by {err:e}");
     // Not vacuous: the softmax rows are not uniform.
-    let spread = out[..10].iter().fold(0f64, |m, v| m.max(*v)) - out[..10].iter().fold(1f64, |m, v| m.min(*v));
+    let spread = out[..10].iter().fold(0f64, |m, v| m.max(*v))
+        - out[..10].iter().fold(1f64, |m, v| m.min(*v));
     assert!(spread > 1e-3);
 }
 
@@ -168,12 +207,18 @@ fn prediction_does_not_depend_on_batch_or_padding() {
     let small = molecule(6, 7);
     let large = molecule(14, 8);
     let other = molecule(11, 9);
-    for (kernel, norm) in [(DistanceKernel::Exp, NormKind::LayerNorm), (DistanceKernel::Softmax, NormKind::ScaleNorm)] {
+    for (kernel, norm) in [
+        (DistanceKernel::Exp, NormKind::LayerNorm),
+        (DistanceKernel::Softmax, NormKind::ScaleNorm),
+    ] {
         let model = config(kernel, norm).init(&device);
         let alone = to_vec(model.forward(&batch(&[&small], 6, &device)));
         let mixed = to_vec(model.forward(&batch(&[&large, &small, &other], 17, &device)));
         let err = max_relative_error(&mixed[3..6], &alone);
-        assert!(err <= 1e-5, "{kernel:?}/{norm:?}: batch changed the prediction by {err:e}");
+        assert!(
+            err <= 1e-5,
+            "{kernel:?}/{norm:?}: batch changed the prediction by {err:e}"
+        );
         // The large molecule predicts something else (the test is not vacuous).
         assert!(max_relative_error(&mixed[0..3], &alone) > 1e-3);
     }
@@ -186,12 +231,24 @@ fn gru_readout_matches_a_scalar_reference() {
     let d = 4;
     let readout = GruReadout::new(d, &device);
     let atoms = 5;
-    let x = Tensor::<3>::random([2, atoms, d], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let x = Tensor::<3>::random(
+        [2, atoms, d],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     // Molecule 0 has 3 real atoms, molecule 1 all 5.
-    let mask = Tensor::<2>::from_data(TensorData::new(vec![1f32, 1., 1., 0., 0., 1., 1., 1., 1., 1.], [2, atoms]), &device);
+    let mask = Tensor::<2>::from_data(
+        TensorData::new(vec![1f32, 1., 1., 0., 0., 1., 1., 1., 1., 1.], [2, atoms]),
+        &device,
+    );
     let got = to_vec(readout.forward(x.clone(), mask));
 
-    let weight = |l: &burn::nn::Linear| (to_vec(l.weight.val()), to_vec(l.bias.as_ref().unwrap().val()));
+    let weight = |l: &burn::nn::Linear| {
+        (
+            to_vec(l.weight.val()),
+            to_vec(l.bias.as_ref().unwrap().val()),
+        )
+    };
     let (wif, bif) = weight(&readout.forward_input);
     let (whf, bhf) = weight(&readout.forward_hidden);
     let (wir, bir) = weight(&readout.reverse_input);
@@ -203,7 +260,9 @@ fn gru_readout_matches_a_scalar_reference() {
     let mish = |v: f64| v * (v.exp().ln_1p()).tanh();
     // y = x W + b with W stored (in, out), row-major.
     let affine = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
-        (0..b.len()).map(|o| b[o] + (0..x.len()).map(|i| x[i] * w[i * b.len() + o]).sum::<f64>()).collect()
+        (0..b.len())
+            .map(|o| b[o] + (0..x.len()).map(|i| x[i] * w[i * b.len() + o]).sum::<f64>())
+            .collect()
     };
     let step = |h: &[f64], x: &[f64], wi: &[f64], bi: &[f64], wh: &[f64], bh: &[f64]| -> Vec<f64> {
         let gi = affine(x, wi, bi);
@@ -219,7 +278,13 @@ fn gru_readout_matches_a_scalar_reference() {
     };
     for (mol, real) in [(0usize, 3usize), (1, 5)] {
         let row = |a: usize| xs[(mol * atoms + a) * d..(mol * atoms + a + 1) * d].to_vec();
-        let h0: Vec<f64> = (0..d).map(|k| (0..real).map(|a| mish(row(a)[k] + b0[k])).fold(f64::MIN, f64::max)).collect();
+        let h0: Vec<f64> = (0..d)
+            .map(|k| {
+                (0..real)
+                    .map(|a| mish(row(a)[k] + b0[k]))
+                    .fold(f64::MIN, f64::max)
+            })
+            .collect();
         let mut fwd = vec![h0.clone()];
         for a in 0..real {
             let next = step(fwd.last().unwrap(), &row(a), &wif, &bif, &whf, &bhf);
@@ -239,7 +304,10 @@ fn gru_readout_matches_a_scalar_reference() {
             }
         }
         let err = max_relative_error(&got[mol * d..(mol + 1) * d], &mean);
-        assert!(err <= 1e-5, "molecule {mol}: GRU readout differs from the scalar reference by {err:e}");
+        assert!(
+            err <= 1e-5,
+            "molecule {mol}: GRU readout differs from the scalar reference by {err:e}"
+        );
     }
 }
 
@@ -275,7 +343,10 @@ impl ModuleMapper for Nudge {
             let shape = t.shape();
             let mut bump = vec![0f64; shape.num_elements()];
             bump[index] = delta;
-            let bump = Tensor::<1>::from_data(TensorData::new(bump, [shape.num_elements()]), (&t.device(), t.dtype()));
+            let bump = Tensor::<1>::from_data(
+                TensorData::new(bump, [shape.num_elements()]),
+                (&t.device(), t.dtype()),
+            );
             t.clone() + bump.reshape(t.dims())
         })
     }
@@ -288,6 +359,7 @@ fn cast_input(input: &ComptInput) -> ComptInput {
         distances: input.distances.clone().cast(FloatDType::F64),
         atom_mask: input.atom_mask.clone().cast(FloatDType::F64),
         positions: input.positions.clone(),
+        pair_by_row: input.pair_by_row.clone().cast(FloatDType::F64),
     }
 }
 
@@ -296,11 +368,24 @@ fn gradients_match_finite_differences() {
     let device = device().autodiff();
     device.seed(15);
     let mols = [molecule(7, 21), molecule(4, 22)];
-    for (kernel, norm) in [(DistanceKernel::Exp, NormKind::LayerNorm), (DistanceKernel::Softmax, NormKind::ScaleNorm)] {
-        let cfg = ComptConfig { d_model: 8, layers: 1, heads: 2, ..config(kernel, norm) };
-        let model = cfg.init(&device).map(&mut ToF64 { device: device.clone() });
+    for (kernel, norm) in [
+        (DistanceKernel::Exp, NormKind::LayerNorm),
+        (DistanceKernel::Softmax, NormKind::ScaleNorm),
+    ] {
+        let cfg = ComptConfig {
+            d_model: 8,
+            layers: 1,
+            heads: 2,
+            ..config(kernel, norm)
+        };
+        let model = cfg.init(&device).map(&mut ToF64 {
+            device: device.clone(),
+        });
         let input = cast_input(&batch(&[&mols[0], &mols[1]], 8, &device));
-        let weights = Tensor::<2>::from_data(TensorData::new(vec![0.3f64, -1.2, 0.7, 1.1, 0.4, -0.6], [2, 3]), (&device, burn::tensor::DType::F64));
+        let weights = Tensor::<2>::from_data(
+            TensorData::new(vec![0.3f64, -1.2, 0.7, 1.1, 0.4, -0.6], [2, 3]),
+            (&device, burn::tensor::DType::F64),
+        );
         let loss_of = |m: &Compt| (m.forward(&input) * weights.clone()).sum();
         let grads = loss_of(&model).backward();
 
@@ -310,20 +395,94 @@ fn gradients_match_finite_differences() {
             Norm::Scale(n) => n.scale.id,
         };
         let checks: Vec<(&str, ParamId, usize, Option<Vec<f64>>)> = vec![
-            ("lambda", attention.distance_scale.id, 0, attention.distance_scale.val().grad(&grads).map(to_vec)),
-            ("edge_embed.weight", model.edge_embed.weight.id, 17, model.edge_embed.weight.val().grad(&grads).map(to_vec)),
-            ("query.weight", attention.query.weight.id, 9, attention.query.weight.val().grad(&grads).map(to_vec)),
-            ("key.weight", attention.key.weight.id, 30, attention.key.weight.val().grad(&grads).map(to_vec)),
-            ("value.weight", attention.value.weight.id, 5, attention.value.weight.val().grad(&grads).map(to_vec)),
-            ("norm", norm_param, 0, match &model.layers[0].norm {
-                Norm::Layer(n) => n.gain.val().grad(&grads).map(to_vec),
-                Norm::Scale(n) => n.scale.val().grad(&grads).map(to_vec),
-            }),
-            ("position_embed", model.position_embed.weight.id, 8 * 3 + 2, model.position_embed.weight.val().grad(&grads).map(to_vec)),
-            ("readout.init_bias", model.readout.init_bias.id, 3, model.readout.init_bias.val().grad(&grads).map(to_vec)),
-            ("readout.reverse_hidden", model.readout.reverse_hidden.weight.id, 40, model.readout.reverse_hidden.weight.val().grad(&grads).map(to_vec)),
-            ("readout.forward_input", model.readout.forward_input.weight.id, 50, model.readout.forward_input.weight.val().grad(&grads).map(to_vec)),
-            ("output.bias", model.output.bias.as_ref().unwrap().id, 1, model.output.bias.as_ref().unwrap().val().grad(&grads).map(to_vec)),
+            (
+                "lambda",
+                attention.distance_scale.id,
+                0,
+                attention.distance_scale.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "edge_embed.weight",
+                model.edge_embed.weight.id,
+                17,
+                model.edge_embed.weight.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "query.weight",
+                attention.query.weight.id,
+                9,
+                attention.query.weight.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "key.weight",
+                attention.key.weight.id,
+                30,
+                attention.key.weight.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "value.weight",
+                attention.value.weight.id,
+                5,
+                attention.value.weight.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "norm",
+                norm_param,
+                0,
+                match &model.layers[0].norm {
+                    Norm::Layer(n) => n.gain.val().grad(&grads).map(to_vec),
+                    Norm::Scale(n) => n.scale.val().grad(&grads).map(to_vec),
+                },
+            ),
+            (
+                "position_embed",
+                model.position_embed.weight.id,
+                8 * 3 + 2,
+                model.position_embed.weight.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "readout.init_bias",
+                model.readout.init_bias.id,
+                3,
+                model.readout.init_bias.val().grad(&grads).map(to_vec),
+            ),
+            (
+                "readout.reverse_hidden",
+                model.readout.reverse_hidden.weight.id,
+                40,
+                model
+                    .readout
+                    .reverse_hidden
+                    .weight
+                    .val()
+                    .grad(&grads)
+                    .map(to_vec),
+            ),
+            (
+                "readout.forward_input",
+                model.readout.forward_input.weight.id,
+                50,
+                model
+                    .readout
+                    .forward_input
+                    .weight
+                    .val()
+                    .grad(&grads)
+                    .map(to_vec),
+            ),
+            (
+                "output.bias",
+                model.output.bias.as_ref().unwrap().id,
+                1,
+                model
+                    .output
+                    .bias
+                    .as_ref()
+                    .unwrap()
+                    .val()
+                    .grad(&grads)
+                    .map(to_vec),
+            ),
         ];
         let plain = model.valid();
         let input_plain = ComptInput {
@@ -332,6 +491,7 @@ fn gradients_match_finite_differences() {
             distances: input.distances.clone().without_autodiff(),
             atom_mask: input.atom_mask.clone().without_autodiff(),
             positions: input.positions.clone(),
+            pair_by_row: input.pair_by_row.clone().without_autodiff(),
         };
         let weights_plain = weights.clone().without_autodiff();
         let eval = |m: Compt| to_vec((m.forward(&input_plain) * weights_plain.clone()).sum())[0];
@@ -339,17 +499,33 @@ fn gradients_match_finite_differences() {
         let mut failures = vec![];
         for (name, id, index, grad) in checks {
             let grad = grad.unwrap_or_else(|| panic!("{name}: no gradient"));
-            assert!(grad.iter().all(|g| g.is_finite()), "{name}: non-finite gradient");
-            let up = eval(plain.clone().map(&mut Nudge { id, index, delta: step }));
-            let down = eval(plain.clone().map(&mut Nudge { id, index, delta: -step }));
+            assert!(
+                grad.iter().all(|g| g.is_finite()),
+                "{name}: non-finite gradient"
+            );
+            let up = eval(plain.clone().map(&mut Nudge {
+                id,
+                index,
+                delta: step,
+            }));
+            let down = eval(plain.clone().map(&mut Nudge {
+                id,
+                index,
+                delta: -step,
+            }));
             let numeric = (up - down) / (2.0 * step);
             let analytic = grad[index];
             let err = (numeric - analytic).abs() / numeric.abs().max(analytic.abs()).max(1e-6);
             if err > 1e-5 {
-                failures.push(format!("{name}[{index}]: autodiff {analytic:e} vs finite difference {numeric:e}"));
+                failures.push(format!(
+                    "{name}[{index}]: autodiff {analytic:e} vs finite difference {numeric:e}"
+                ));
             }
         }
-        assert!(failures.is_empty(), "{kernel:?}/{norm:?}: gradients disagree with finite differences for {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "{kernel:?}/{norm:?}: gradients disagree with finite differences for {failures:?}"
+        );
     }
 }
 
@@ -372,18 +548,52 @@ fn parameter_count_matches_the_architecture() {
 #[test]
 fn dataset_settings_follow_the_paper_table() {
     let esol = ComptConfig::for_dataset("ESOL", 1);
-    assert_eq!((esol.layers, esol.heads, esol.kernel, esol.norm, esol.generator_layers), (3, 4, DistanceKernel::Softmax, NormKind::ScaleNorm, 2));
+    assert_eq!(
+        (
+            esol.layers,
+            esol.heads,
+            esol.kernel,
+            esol.norm,
+            esol.generator_layers
+        ),
+        (3, 4, DistanceKernel::Softmax, NormKind::ScaleNorm, 2)
+    );
     let lipo = ComptConfig::for_dataset("Lipophilicity", 1);
-    assert_eq!((lipo.layers, lipo.heads, lipo.kernel, lipo.norm), (3, 8, DistanceKernel::Exp, NormKind::LayerNorm));
+    assert_eq!(
+        (lipo.layers, lipo.heads, lipo.kernel, lipo.norm),
+        (3, 8, DistanceKernel::Exp, NormKind::LayerNorm)
+    );
     let tox = ComptConfig::for_dataset("tox21", 12);
     assert_eq!((tox.layers, tox.generator_layers, tox.n_tasks), (8, 4, 12));
     let sider = ComptConfig::for_dataset("SIDER", 27);
-    assert_eq!((sider.kernel, sider.norm), (DistanceKernel::Softmax, NormKind::ScaleNorm));
+    assert_eq!(
+        (sider.kernel, sider.norm),
+        (DistanceKernel::Softmax, NormKind::ScaleNorm)
+    );
     let unknown = ComptConfig::for_dataset("my_assay", 2);
     assert_eq!(unknown, ComptConfig::for_dataset("bbbp", 2));
-    assert_eq!((unknown.d_model, unknown.max_atoms, unknown.dropout), (256, 101, 0.0));
-    assert!(ComptConfig { heads: 3, ..unknown.clone() }.validate().unwrap_err().contains("divisible"));
-    assert!(ComptConfig { n_tasks: 0, ..unknown }.validate().unwrap_err().contains("n_tasks"));
+    assert_eq!(
+        (unknown.d_model, unknown.max_atoms, unknown.dropout),
+        (256, 101, 0.0)
+    );
+    assert!(
+        ComptConfig {
+            heads: 3,
+            ..unknown.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .contains("divisible")
+    );
+    assert!(
+        ComptConfig {
+            n_tasks: 0,
+            ..unknown
+        }
+        .validate()
+        .unwrap_err()
+        .contains("n_tasks")
+    );
 }
 
 #[test]
@@ -392,7 +602,10 @@ fn layer_norm_uses_unbiased_std_and_epsilon_on_sigma() {
     let norm = Norm::new(NormKind::LayerNorm, 4, &device);
     let x = Tensor::<2>::from_floats([[1.0, 2.0, 3.0, 4.0]], &device);
     let sigma = (5.0f64 / 3.0).sqrt(); // unbiased: Σ(x−μ)² = 5 over n−1 = 3
-    let want: Vec<f64> = [-1.5, -0.5, 0.5, 1.5].iter().map(|c| c / (sigma + 1e-6)).collect();
+    let want: Vec<f64> = [-1.5, -0.5, 0.5, 1.5]
+        .iter()
+        .map(|c| c / (sigma + 1e-6))
+        .collect();
     assert!(max_relative_error(&to_vec(norm.forward(x)), &want) < 1e-6);
 }
 
@@ -432,23 +645,58 @@ fn bbbp_training_step_time() {
     use burn::optim::{AdamConfig, GradientsParams};
     let device = device().autodiff();
     device.seed(16);
-    let mols: Vec<Molecule> = (0..32).map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64)).collect();
+    let mols: Vec<Molecule> = (0..32)
+        .map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64))
+        .collect();
     let refs: Vec<&Molecule> = mols.iter().collect();
     let input = batch(&refs, 48, &device);
-    let targets = Tensor::<2>::from_data(TensorData::new((0..32).map(|i| (i % 2) as f32).collect::<Vec<_>>(), [32, 1]), &device);
+    let targets = Tensor::<2>::from_data(
+        TensorData::new((0..32).map(|i| (i % 2) as f32).collect::<Vec<_>>(), [32, 1]),
+        &device,
+    );
     let label_mask = Tensor::<2>::ones([32, 1], &device);
     let mut model = ComptConfig::for_dataset("bbbp", 1).init(&device);
     let mut optim = AdamConfig::new().init();
+    // CPU seconds of this process (utime + stime), to see through a busy machine.
+    let cpu = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    };
     let mut times = vec![];
+    let cpu_start = cpu();
     for _ in 0..6 {
         let start = std::time::Instant::now();
-        let loss = crate::model::loss::masked_bce_with_logits(model.forward(&input), targets.clone(), label_mask.clone());
+        let loss = crate::model::loss::masked_bce_with_logits(
+            model.forward(&input),
+            targets.clone(),
+            label_mask.clone(),
+        );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model, grads);
         let _ = to_vec(model.output.bias.as_ref().unwrap().val()); // wait for the step
         times.push(start.elapsed().as_secs_f64());
     }
+    let cpu_per_step = (cpu() - cpu_start) / times.len() as f64;
     let steady = &times[1..];
     let mean = steady.iter().sum::<f64>() / steady.len() as f64;
-    eprintln!("BBBP training step (ndarray), B=32 L=48: {mean:.3} s/step (steps: {times:.3?})");
+    eprintln!(
+        "BBBP training step (ndarray), B=32 L=48: {mean:.3} s/step wall, {cpu_per_step:.3} CPU s/step (steps: {times:.3?})"
+    );
+}
+
+#[test]
+#[should_panic(expected = "real atoms must come first")]
+fn readout_rejects_padding_before_real_atoms() {
+    let device = device();
+    let readout = GruReadout::new(4, &device);
+    let mask = Tensor::<2>::from_floats([[1.0, 0.0, 1.0]], &device);
+    readout.forward(Tensor::zeros([1, 3, 4], &device), mask);
 }
