@@ -76,8 +76,8 @@ const MAGIC: &[u8; 8] = b"GSAMCKP2";
 
 /// The three parts of a resume checkpoint.
 pub struct Checkpoint {
-    /// Trainer state as JSON.
-    pub trainer_json: Vec<u8>,
+    /// Trainer state (MessagePack).
+    pub trainer_state: Vec<u8>,
     /// Model weights and parameter ids (burn record).
     pub model: Vec<u8>,
     /// Optimizer state bytes.
@@ -88,10 +88,10 @@ impl Checkpoint {
     /// Writes the checkpoint as one file, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut bytes = Vec::with_capacity(
-            MAGIC.len() + 24 + self.trainer_json.len() + self.model.len() + self.optimizer.len(),
+            MAGIC.len() + 24 + self.trainer_state.len() + self.model.len() + self.optimizer.len(),
         );
         bytes.extend_from_slice(MAGIC);
-        for part in [&self.trainer_json, &self.model, &self.optimizer] {
+        for part in [&self.trainer_state, &self.model, &self.optimizer] {
             bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
             bytes.extend_from_slice(part);
         }
@@ -118,8 +118,8 @@ impl Checkpoint {
         }
         let optimizer = parts.pop().expect("three parts");
         let model = parts.pop().expect("three parts");
-        let trainer_json = parts.pop().expect("three parts");
-        Ok(Checkpoint { trainer_json, model, optimizer })
+        let trainer_state = parts.pop().expect("three parts");
+        Ok(Checkpoint { trainer_state, model, optimizer })
     }
 }
 
@@ -132,13 +132,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.bin");
         let ckpt = Checkpoint {
-            trainer_json: b"{\"epoch\":3}".to_vec(),
+            trainer_state: b"{\"epoch\":3}".to_vec(),
             model: vec![1, 2, 3, 4],
             optimizer: vec![9; 17],
         };
         ckpt.write(&path).unwrap();
         let back = Checkpoint::read(&path).unwrap();
-        assert_eq!(back.trainer_json, ckpt.trainer_json);
+        assert_eq!(back.trainer_state, ckpt.trainer_state);
         assert_eq!(back.model, ckpt.model);
         assert_eq!(back.optimizer, ckpt.optimizer);
 

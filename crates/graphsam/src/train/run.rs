@@ -153,7 +153,8 @@ pub fn run_seed(
     })?;
     let summary = RunSummary { wall_seconds: started.elapsed().as_secs_f64(), ..summary };
     write_json(&summary_path, &summary)?;
-    Ok(summary)
+    // Return exactly what a later call (or `compare --merge`) reads back.
+    read_json(&summary_path)
 }
 
 #[allow(clippy::too_many_arguments)]

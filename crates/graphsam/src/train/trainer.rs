@@ -146,7 +146,7 @@ pub fn fit<M: PropertyModel>(
     let checkpoint_path = out_dir.map(|d| d.join(files::CHECKPOINT));
     if let Some(path) = checkpoint_path.as_ref().filter(|p| p.exists()) {
         let ckpt = Checkpoint::read(path)?;
-        let saved: TrainerState = serde_json::from_slice(&ckpt.trainer_json)
+        let saved: TrainerState = rmp_serde::from_slice(&ckpt.trainer_state)
             .with_context(|| format!("reading the trainer state in {}", path.display()))?;
         if saved.settings != *settings {
             bail!(
@@ -245,7 +245,9 @@ pub fn fit<M: PropertyModel>(
             write_epoch_history(dir, &state.history)?;
             plot_learning_curve(&dir.join(files::CURVE_SVG), &state.history, settings.metric.name())?;
             Checkpoint {
-                trainer_json: serde_json::to_vec(&state)?,
+                // MessagePack keeps every f64 bit-exact (JSON text may not),
+                // so best-epoch decisions after a resume match an uninterrupted run.
+                trainer_state: rmp_serde::to_vec_named(&state)?,
                 model: model_record_to_bytes(&model)?,
                 optimizer: optimizer
                     .save_state()
