@@ -153,3 +153,41 @@ pub struct ModelArgs {
     #[arg(long)]
     pub layers: Option<usize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> OptimizerArgs {
+        OptimizerArgs {
+            rho: None,
+            beta: None,
+            gamma: None,
+            rho_period: None,
+            anchor_every: None,
+            compounding_rho: false,
+            adaptive: false,
+            k: None,
+            alpha: None,
+            weight_decay: 0.0,
+        }
+    }
+
+    #[test]
+    fn graphsam_flags_reach_the_config() {
+        let args = OptimizerArgs { rho: Some(0.1), beta: Some(0.9), anchor_every: Some(7), compounding_rho: true, ..flags() };
+        let OptimizerConfig::GraphSam(c) = args.config("graphsam").unwrap() else { panic!("not graphsam") };
+        assert_eq!((c.rho, c.beta, c.gamma), (0.1, 0.9, 0.5));
+        assert_eq!(c.anchor, AnchorPolicy::Steps { steps: 7 });
+        assert_eq!(c.rho_decay, RhoDecay::Compounding);
+    }
+
+    #[test]
+    fn flags_of_another_optimizer_are_refused_by_name() {
+        let err = OptimizerArgs { beta: Some(0.9), ..flags() }.config("adam").unwrap_err();
+        assert_eq!(err.to_string(), "--beta does not apply to adam (only to graphsam)");
+        let err = OptimizerArgs { rho: Some(-1.0), ..flags() }.config("sam").unwrap_err();
+        assert!(err.to_string().contains("rho"), "{err}");
+        assert!(flags().config("adamw").unwrap_err().to_string().contains("unknown optimizer"));
+    }
+}
