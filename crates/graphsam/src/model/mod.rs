@@ -150,55 +150,39 @@ fn graph_input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Labelled<
     Ok(Labelled { input, targets, mask })
 }
 
-impl PropertyModel for Dmpnn {
-    type Batch = PackedBatch;
-    type Input = Labelled<GraphInput>;
+/// GROVER and D-MPNN share a packed input and the same loss/predict entry
+/// points; one implementation serves both.
+macro_rules! packed_property_model {
+    ($model:ty) => {
+        impl PropertyModel for $model {
+            type Batch = PackedBatch;
+            type Input = Labelled<GraphInput>;
 
-    fn input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Self::Input> {
-        graph_input(batch, device)
-    }
+            fn input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Self::Input> {
+                graph_input(batch, device)
+            }
 
-    fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
-        Dmpnn::loss(
-            self,
-            &input.input,
-            input.targets.clone(),
-            input.mask.clone(),
-            task,
-            ForwardMode::Train(&mut rng),
-        )
-    }
+            fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1> {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
+                <$model>::loss(
+                    self,
+                    &input.input,
+                    input.targets.clone(),
+                    input.mask.clone(),
+                    task,
+                    ForwardMode::Train(&mut rng),
+                )
+            }
 
-    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
-        Dmpnn::predict(self, &input.input, task)
-    }
+            fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
+                <$model>::predict(self, &input.input, task)
+            }
+        }
+    };
 }
 
-impl PropertyModel for Grover {
-    type Batch = PackedBatch;
-    type Input = Labelled<GraphInput>;
-
-    fn input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Self::Input> {
-        graph_input(batch, device)
-    }
-
-    fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
-        Grover::loss(
-            self,
-            &input.input,
-            input.targets.clone(),
-            input.mask.clone(),
-            task,
-            ForwardMode::Train(&mut rng),
-        )
-    }
-
-    fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
-        Grover::predict(self, &input.input, task)
-    }
-}
+packed_property_model!(Dmpnn);
+packed_property_model!(Grover);
 
 /// The backbones, by CLI name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
