@@ -2,6 +2,7 @@
 //! thin wrapper over [`run`]; all work happens in the library stages.
 
 pub mod bench;
+pub mod compare;
 pub mod dataset_args;
 pub mod datasets;
 pub mod device_args;
@@ -41,6 +42,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Time Adam, SAM and GraphSAM steps on the same model and batches.
     Bench(bench::BenchArgs),
+    /// Compare optimizers over datasets and seeds (resumable, parallel, shardable) and tabulate them.
+    Compare(compare::CompareArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -54,6 +57,7 @@ pub fn run() -> Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Compare(args) => compare::run(args),
     }
 }
 

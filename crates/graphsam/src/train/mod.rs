@@ -1,6 +1,7 @@
 //! Train stage: the training loop, early stopping, checkpoints and run records.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod record;
 pub mod run;
 pub mod trainer;

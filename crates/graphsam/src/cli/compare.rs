@@ -1,0 +1,422 @@
+//! `graphsam compare`: train every (dataset, optimizer, seed) cell of a grid
+//! with identical settings apart from the optimizer, then tabulate test
+//! metric and cost per optimizer. Cells run in this process, in `--jobs`
+//! child processes, or as one `--shard` of the grid; `--merge` only
+//! assembles the table from finished cells.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::dataset_args::DatasetArgs;
+use super::device_args::DeviceArgs;
+use super::progress::EpochProgress;
+use super::split::parse_sizes;
+use super::train::{load_options, model_spec};
+use super::train_args::{ModelArgs, OptimizerArgs, ScheduleArgs};
+use crate::data::{MoleculeDataset, Registry, SplitKind};
+use crate::train::compare::{Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare};
+use crate::train::record::{files, read_json, write_json};
+use crate::train::{RunConfig, TrainSettings, run_seed};
+
+/// Arguments of `graphsam compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Registry datasets, comma-separated (e.g. bbbp,esol).
+    #[arg(long, value_delimiter = ',')]
+    pub datasets: Vec<String>,
+    /// Optimizers, comma-separated; each gets the same splits, seeds, batches, schedule and epochs.
+    #[arg(long, value_delimiter = ',', default_values_t = ["adam".to_string(), "sam".to_string(), "graphsam".to_string()])]
+    pub optimizers: Vec<String>,
+    /// Seeds per dataset and optimizer (0..N).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub optimizer_flags: OptimizerArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// random, scaffold, scaffold-deterministic or file:<path>.
+    #[arg(long, default_value = "random")]
+    pub split: SplitKind,
+    /// Split fractions train,valid,test.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
+    pub sizes: Vec<f64>,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 150)]
+    pub epochs: usize,
+    /// Early stopping: epochs without validation improvement (0 = off).
+    #[arg(long, default_value_t = 20)]
+    pub patience: usize,
+    /// Molecules per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
+    #[arg(long)]
+    pub atom_limit: Option<usize>,
+    /// Comparison folder; cells go to <out>/<dataset>/<optimizer>/seed-<k>/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run cells in N parallel child processes, each with a fair share of the cores.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run only slice INDEX/COUNT of the grid, 0-based (0/8 … 7/8); cells are dealt round-robin.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// No training: build the table from the finished cells under these folders.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["jobs", "shard"])]
+    pub merge: Vec<PathBuf>,
+    /// Internal: run the single cell dataset/optimizer/seed (used by --jobs).
+    #[arg(long, hide = true)]
+    pub cell: Option<Cell>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// No progress bars; one line per epoch.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What a comparison folder records about how it was started (`compare.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct GridRecord {
+    grid: Grid,
+}
+
+/// Optimizer flags and the optimizers they apply to (as `train` enforces).
+const FLAG_SCOPE: [(&str, &[&str]); 9] = [
+    ("rho", &["sam", "graphsam", "sam-k", "looksam"]),
+    ("beta", &["graphsam"]),
+    ("gamma", &["graphsam"]),
+    ("lambda", &["graphsam"]),
+    ("anchor-every", &["graphsam"]),
+    ("compounding-rho", &["graphsam"]),
+    ("adaptive", &["sam", "graphsam", "sam-k"]),
+    ("k", &["sam-k", "looksam"]),
+    ("alpha", &["looksam"]),
+];
+
+/// The flags of `flags` that apply to optimizer `name`: a comparison passes
+/// `--rho` to the SAM family and leaves Adam alone.
+fn flags_for(flags: &OptimizerArgs, name: &str) -> OptimizerArgs {
+    let applies = |flag: &str| FLAG_SCOPE.iter().any(|(f, opts)| *f == flag && opts.contains(&name));
+    let mut f = flags.clone();
+    if !applies("rho") { f.rho = None; }
+    if !applies("beta") { f.beta = None; }
+    if !applies("gamma") { f.gamma = None; }
+    if !applies("lambda") { f.rho_period = None; }
+    if !applies("anchor-every") { f.anchor_every = None; }
+    if !applies("compounding-rho") { f.compounding_rho = false; }
+    if !applies("adaptive") { f.adaptive = false; }
+    if !applies("k") { f.k = None; }
+    if !applies("alpha") { f.alpha = None; }
+    f
+}
+
+/// Refuses an optimizer flag that none of the compared optimizers uses.
+fn check_flags_used(flags: &OptimizerArgs, optimizers: &[String]) -> Result<()> {
+    let set = [
+        ("rho", flags.rho.is_some()),
+        ("beta", flags.beta.is_some()),
+        ("gamma", flags.gamma.is_some()),
+        ("lambda", flags.rho_period.is_some()),
+        ("anchor-every", flags.anchor_every.is_some()),
+        ("compounding-rho", flags.compounding_rho),
+        ("adaptive", flags.adaptive),
+        ("k", flags.k.is_some()),
+        ("alpha", flags.alpha.is_some()),
+    ];
+    for (flag, is_set) in set {
+        let scope = FLAG_SCOPE.iter().find(|(f, _)| *f == flag).map_or(&[][..], |(_, o)| *o);
+        if is_set && !optimizers.iter().any(|o| scope.contains(&o.as_str())) {
+            bail!("--{flag} applies to none of {} (only to {})", optimizers.join(", "), scope.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the command.
+pub fn run(args: CompareArgs) -> Result<()> {
+    if !args.merge.is_empty() {
+        return merge(&args.merge, args.out.as_deref());
+    }
+    let out = args.out.clone().context("name the comparison folder with --out (or use --merge)")?;
+    let grid = grid(&args)?;
+    if let Some(cell) = &args.cell {
+        // A child of --jobs: one cell, no table.
+        if !grid.cells().contains(cell) {
+            bail!("cell {cell} is not in the grid of this command line");
+        }
+        return run_cells(&args, &out, std::slice::from_ref(cell));
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let record_path = out.join(GRID_FILE);
+    let recorded = if record_path.exists() {
+        let old: GridRecord = read_json(&record_path)?;
+        old.grid.union(&grid)
+    } else {
+        grid.clone()
+    };
+    write_json(&record_path, &GridRecord { grid: recorded.clone() })?;
+    let cells = match args.shard {
+        Some(shard) => shard.select(&grid.cells()),
+        None => grid.cells(),
+    };
+    let pending: Vec<Cell> =
+        cells.iter().filter(|c| !c.dir(&out).join(files::SUMMARY).exists()).cloned().collect();
+    eprintln!(
+        "compare: {} cells{}, {} already finished, {} to run -> {}",
+        cells.len(),
+        args.shard.map_or(String::new(), |s| format!(" in shard {}/{}", s.index, s.count)),
+        cells.len() - pending.len(),
+        pending.len(),
+        out.display()
+    );
+    let outcome = if args.jobs > 1 && pending.len() > 1 {
+        run_children(&out, &pending, args.jobs)
+    } else {
+        run_cells(&args, &out, &pending)
+    };
+    let comparison = compare(&collect_summaries(&out)?, Some(&recorded));
+    comparison.write(&out)?;
+    print_table(&comparison, &out);
+    outcome
+}
+
+/// The grid the flags describe, with optimizer names and flags checked.
+fn grid(args: &CompareArgs) -> Result<Grid> {
+    if args.datasets.is_empty() {
+        bail!("name the datasets with --datasets, e.g. --datasets bbbp,esol");
+    }
+    if args.optimizers.is_empty() {
+        bail!("name the optimizers with --optimizers, e.g. --optimizers adam,sam,graphsam");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let registry = Registry::moleculenet();
+    let mut datasets = Vec::new();
+    for name in &args.datasets {
+        let canonical = registry.get(name)?.name.clone();
+        if !datasets.contains(&canonical) {
+            datasets.push(canonical);
+        }
+    }
+    let mut optimizers = Vec::new();
+    for name in &args.optimizers {
+        let canonical = flags_for(&args.optimizer_flags, name)
+            .config(name)
+            .with_context(|| format!("optimizer `{name}`"))?
+            .name()
+            .to_string();
+        if !optimizers.contains(&canonical) {
+            optimizers.push(canonical);
+        }
+    }
+    check_flags_used(&args.optimizer_flags, &optimizers)?;
+    Ok(Grid { datasets, optimizers, seeds: args.seeds })
+}
+
+/// Runs cells one after another in this process; a failed cell is reported
+/// and the rest still run.
+fn run_cells(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
+    let sizes = parse_sizes(&args.sizes)?;
+    let device = args.device.training_device()?;
+    let options = load_options(args.model.model, args.atom_limit);
+    let mut loaded: HashMap<String, (MoleculeDataset, String)> = HashMap::new();
+    let mut failed = Vec::new();
+    for cell in cells {
+        let result = (|| -> Result<()> {
+            if !loaded.contains_key(&cell.dataset) {
+                let data = DatasetArgs { dataset: cell.dataset.clone(), smiles_column: None, targets: vec![], task: None };
+                let (spec, _) = data.spec()?;
+                let dataset = data.load(&options)?;
+                super::report_skipped(&dataset);
+                loaded.insert(cell.dataset.clone(), (dataset, spec.smiles_column));
+            }
+            let (dataset, smiles_column) = &loaded[&cell.dataset];
+            let registry = Registry::moleculenet();
+            let spec = registry.get(&cell.dataset)?;
+            let config = RunConfig {
+                dataset: dataset.name.clone(),
+                dataset_path: cell.dataset.clone(),
+                smiles_column: smiles_column.clone(),
+                targets: dataset.task_names.clone(),
+                task_type: dataset.task_type,
+                atom_limit: options.atom_limit,
+                model: model_spec(&args.model, dataset),
+                split: args.split.clone(),
+                split_sizes: sizes,
+                train: TrainSettings {
+                    epochs: args.epochs,
+                    patience: args.patience,
+                    batch_size: args.batch_size,
+                    seed: cell.seed,
+                    optimizer: flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
+                    schedule: args.schedule.config(),
+                    metric: spec.metric,
+                },
+                backend: args.device.name(),
+                graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let dir = cell.dir(out);
+            check_finished_config(&dir, &config)?;
+            eprintln!("cell {cell}: {} on {} -> {}", config.model.name(), dataset.name, dir.display());
+            let mut progress = EpochProgress::new(args.quiet);
+            let s = run_seed(dataset, &config, &device, &dir, &mut progress)?;
+            println!(
+                "cell {cell}: test {} = {:.4} (best epoch {}, {:.2} s/epoch)",
+                s.metric.name(),
+                s.test.value,
+                s.best_epoch,
+                s.seconds_per_epoch
+            );
+            Ok(())
+        })();
+        if let Err(e) = result {
+            eprintln!("cell {cell} failed: {e:#}");
+            failed.push(cell.to_string());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} cell(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// A finished cell is only reused if it was trained with the same
+/// configuration; otherwise the table would mix settings silently.
+fn check_finished_config(dir: &Path, config: &RunConfig) -> Result<()> {
+    let config_path = dir.join(files::CONFIG);
+    if !dir.join(files::SUMMARY).exists() || !config_path.exists() {
+        return Ok(());
+    }
+    let existing: RunConfig = read_json(&config_path)?;
+    let same = RunConfig { graphsam_version: config.graphsam_version.clone(), ..existing } == *config;
+    if !same {
+        bail!(
+            "{} holds a finished run with a different configuration; \
+             use another --out folder or delete that cell",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs cells in `jobs` child processes of this binary (`--cell`), each
+/// with RAYON_NUM_THREADS set to its share of the cores; output goes to
+/// `<out>/logs/`. A failed cell is reported with the tail of its log.
+fn run_children(out: &Path, cells: &[Cell], jobs: usize) -> Result<()> {
+    let exe = std::env::current_exe().context("finding the graphsam executable")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let parent_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    eprintln!("running {} cells in {jobs} processes, {threads} threads each", cells.len());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(cells.len()) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(cell) = cells.get(k) else { break };
+                    let log = logs.join(format!("{}-{}-seed-{}.log", cell.dataset, cell.optimizer, cell.seed));
+                    let result = (|| -> Result<bool> {
+                        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+                        let status = Command::new(&exe)
+                            .args(&parent_args)
+                            .arg("--cell")
+                            .arg(cell.to_string())
+                            .env("RAYON_NUM_THREADS", threads.to_string())
+                            .stdin(Stdio::null())
+                            .stdout(file.try_clone()?)
+                            .stderr(file)
+                            .status()
+                            .with_context(|| format!("starting {}", exe.display()))?;
+                        Ok(status.success())
+                    })();
+                    match result {
+                        Ok(true) => eprintln!("cell {cell}: finished ({}/{})", k + 1, cells.len()),
+                        Ok(false) => {
+                            eprintln!("cell {cell} failed; last lines of {}:\n{}", log.display(), tail(&log, 15));
+                            failed.lock().unwrap_or_else(|e| e.into_inner()).push(cell.to_string());
+                        }
+                        Err(e) => {
+                            eprintln!("cell {cell} failed: {e:#}");
+                            failed.lock().unwrap_or_else(|e| e.into_inner()).push(cell.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !failed.is_empty() {
+        bail!("{} cell(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The last `lines` lines of a text file (empty if unreadable).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// `--merge`: the table from whatever cells exist under `folders`, written
+/// to `out` (default: the first folder).
+fn merge(folders: &[PathBuf], out: Option<&Path>) -> Result<()> {
+    let mut summaries = Vec::new();
+    let mut grid: Option<Grid> = None;
+    for folder in folders {
+        if !folder.is_dir() {
+            bail!("--merge {}: not a folder", folder.display());
+        }
+        summaries.extend(collect_summaries(folder)?);
+        let record = folder.join(GRID_FILE);
+        if record.exists() {
+            let g = read_json::<GridRecord>(&record)?.grid;
+            grid = Some(match grid {
+                Some(old) => old.union(&g),
+                None => g,
+            });
+        }
+    }
+    if summaries.is_empty() {
+        bail!("no finished cells (seed-*/summary.json) under {}", folder_list(folders));
+    }
+    let comparison = compare(&summaries, grid.as_ref());
+    let out = out.unwrap_or(&folders[0]);
+    comparison.write(out)?;
+    print_table(&comparison, out);
+    Ok(())
+}
+
+fn folder_list(folders: &[PathBuf]) -> String {
+    folders.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn print_table(comparison: &Comparison, out: &Path) {
+    print!("{}", comparison.markdown());
+    if comparison.missing.is_empty() {
+        println!("all {} cells finished; table in {}", comparison.grid.cells().len(), out.display());
+    } else {
+        println!(
+            "{} of {} cells missing; table so far in {}",
+            comparison.missing.len(),
+            comparison.grid.cells().len(),
+            out.display()
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! Optimizer comparisons: the grid of (dataset, optimizer, seed) cells, its
+//! deterministic shards, and the table assembled from the cells' run
+//! summaries (Markdown, CSV, JSON and an SVG plot).
+//!
+//! Every cell is an ordinary run folder `<out>/<dataset>/<optimizer>/seed-<k>/`
+//! written by [`super::run_seed`], so a comparison can be resumed, sharded
+//! over machines and merged again from whatever summaries exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::record::{files, read_json, write_atomic, write_json};
+use super::run::RunSummary;
+
+/// File at the top of a comparison folder that names its grid.
+pub const GRID_FILE: &str = "compare.json";
+/// Result table as Markdown.
+pub const RESULTS_MD: &str = "results.md";
+/// Result table as CSV.
+pub const RESULTS_CSV: &str = "results.csv";
+/// Result table (and missing cells) as JSON.
+pub const RESULTS_JSON: &str = "results.json";
+/// Test metric against seconds per epoch, one panel per dataset.
+pub const RESULTS_SVG: &str = "results.svg";
+
+/// One training run of a comparison.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cell {
+    /// Dataset name.
+    pub dataset: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Seed of split, batch order and weights.
+    pub seed: u64,
+}
+
+impl Cell {
+    /// The cell's run folder under a comparison folder.
+    pub fn dir(&self, out: &Path) -> PathBuf {
+        out.join(&self.dataset).join(&self.optimizer).join(format!("seed-{}", self.seed))
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.dataset, self.optimizer, self.seed)
+    }
+}
+
+impl FromStr for Cell {
+    type Err = anyhow::Error;
+    /// Parses `dataset/optimizer/seed`.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let [dataset, optimizer, seed] = parts.as_slice() else {
+            bail!("cell `{s}`: expected dataset/optimizer/seed");
+        };
+        let seed = seed.parse().with_context(|| format!("cell `{s}`: seed `{seed}` is not a number"))?;
+        if dataset.is_empty() || optimizer.is_empty() {
+            bail!("cell `{s}`: empty dataset or optimizer name");
+        }
+        Ok(Cell { dataset: dataset.to_string(), optimizer: optimizer.to_string(), seed })
+    }
+}
+
+/// The datasets × optimizers × seeds of a comparison (written as `compare.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    /// Dataset names, in the order asked for.
+    pub datasets: Vec<String>,
+    /// Optimizer names, in the order asked for.
+    pub optimizers: Vec<String>,
+    /// Seeds 0..seeds.
+    pub seeds: u64,
+}
+
+impl Grid {
+    /// All cells in the fixed order dataset, then optimizer, then seed.
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for dataset in &self.datasets {
+            for optimizer in &self.optimizers {
+                for seed in 0..self.seeds {
+                    cells.push(Cell { dataset: dataset.clone(), optimizer: optimizer.clone(), seed });
+                }
+            }
+        }
+        cells
+    }
+
+    /// This grid extended by another (names appended in order, the larger seed count).
+    pub fn union(&self, other: &Grid) -> Grid {
+        let extend = |a: &[String], b: &[String]| {
+            let mut v = a.to_vec();
+            for x in b {
+                if !v.contains(x) {
+                    v.push(x.clone());
+                }
+            }
+            v
+        };
+        Grid {
+            datasets: extend(&self.datasets, &other.datasets),
+            optimizers: extend(&self.optimizers, &other.optimizers),
+            seeds: self.seeds.max(other.seeds),
+        }
+    }
+
+    /// The grid implied by existing summaries: every dataset and optimizer
+    /// seen, seeds up to the largest seen.
+    pub fn inferred(summaries: &[RunSummary]) -> Grid {
+        let mut grid = Grid { datasets: Vec::new(), optimizers: Vec::new(), seeds: 0 };
+        for s in summaries {
+            if !grid.datasets.contains(&s.dataset) {
+                grid.datasets.push(s.dataset.clone());
+            }
+            if !grid.optimizers.contains(&s.optimizer) {
+                grid.optimizers.push(s.optimizer.clone());
+            }
+            grid.seeds = grid.seeds.max(s.seed + 1);
+        }
+        grid
+    }
+}
+
+/// Slice `index` of `count` (0-based: `0/8` … `7/8`, matching
+/// `$SLURM_ARRAY_TASK_ID` of `--array=0-7`): the grid's cells are dealt
+/// round-robin, so cell k belongs to slice k mod count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which slice, 0-based.
+    pub index: usize,
+    /// Number of slices.
+    pub count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard `{s}`: expected INDEX/COUNT, e.g. 0/8 (0-based)"))?;
+        let index: usize =
+            i.trim().parse().map_err(|_| format!("shard `{s}`: index `{i}` is not a whole number"))?;
+        let count: usize =
+            n.trim().parse().map_err(|_| format!("shard `{s}`: count `{n}` is not a whole number"))?;
+        if count == 0 {
+            return Err(format!("shard `{s}`: the count must be at least 1"));
+        }
+        if index >= count {
+            return Err(format!(
+                "shard `{s}`: index {index} is out of range; shards are 0-based, 0..={}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// The cells of this slice, in grid order.
+    pub fn select(&self, cells: &[Cell]) -> Vec<Cell> {
+        cells.iter().skip(self.index).step_by(self.count).cloned().collect()
+    }
+}
+
+/// Reads every finished cell summary (`seed-*/summary.json`) under `folder`,
+/// at any depth, sorted by dataset, optimizer and seed.
+pub fn collect_summaries(folder: &Path) -> Result<Vec<RunSummary>> {
+    let mut found = Vec::new();
+    walk(folder, &mut found)?;
+    found.sort_by(|a: &RunSummary, b| {
+        (&a.dataset, &a.optimizer, a.seed).cmp(&(&b.dataset, &b.optimizer, b.seed))
+    });
+    Ok(found)
+}
+
+fn walk(dir: &Path, found: &mut Vec<RunSummary>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("reading folder {}", dir.display()))?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let is_seed = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-"));
+        let summary = path.join(files::SUMMARY);
+        if is_seed && summary.is_file() {
+            found.push(read_json(&summary)?);
+        } else {
+            walk(&path, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// One row of the result table: one optimizer on one dataset, over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    /// Dataset name.
+    pub dataset: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Metric name.
+    pub metric: String,
+    /// Whether a larger metric is better.
+    pub higher_is_better: bool,
+    /// Mean test metric over the finished seeds.
+    pub test_mean: f64,
+    /// Sample standard deviation of the test metric (0 for one seed).
+    pub test_std: f64,
+    /// Mean best-validation epoch (0-based).
+    pub mean_best_epoch: f64,
+    /// Mean training seconds per epoch.
+    pub seconds_per_epoch: f64,
+    /// Mean forward+backward passes per epoch.
+    pub passes_per_epoch: f64,
+    /// Seconds per epoch ÷ Adam's on the same dataset (`None` without Adam).
+    pub time_ratio_to_adam: Option<f64>,
+    /// Seeds finished.
+    pub seeds_finished: usize,
+    /// Seeds in the grid.
+    pub seeds_expected: u64,
+}
+
+/// The assembled comparison: table rows and the grid cells without a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The grid the table was checked against.
+    pub grid: Grid,
+    /// One row per (dataset, optimizer) with at least one finished seed, in grid order.
+    pub rows: Vec<ComparisonRow>,
+    /// Cells of the grid with no summary.
+    pub missing: Vec<Cell>,
+}
+
+/// Mean and sample standard deviation (0 for one value, NaN for none).
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.collect();
+    mean_std(&v).0
+}
+
+/// Builds the table from summaries; `grid` (else the one the summaries
+/// imply) decides the row order and which cells are missing. Summaries
+/// outside the grid extend it.
+pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
+    let inferred = Grid::inferred(summaries);
+    let grid = match grid {
+        Some(g) => g.union(&inferred),
+        None => inferred,
+    };
+    let mut by_pair: BTreeMap<(&str, &str), Vec<&RunSummary>> = BTreeMap::new();
+    let mut done: BTreeSet<Cell> = BTreeSet::new();
+    for s in summaries {
+        // Two folders holding the same cell: count it once.
+        let cell = Cell { dataset: s.dataset.clone(), optimizer: s.optimizer.clone(), seed: s.seed };
+        if done.insert(cell) {
+            by_pair.entry((s.dataset.as_str(), s.optimizer.as_str())).or_default().push(s);
+        }
+    }
+    let mut rows = Vec::new();
+    for dataset in &grid.datasets {
+        let adam = by_pair
+            .get(&(dataset.as_str(), "adam"))
+            .map(|runs| mean(runs.iter().map(|s| s.seconds_per_epoch)));
+        for optimizer in &grid.optimizers {
+            let Some(runs) = by_pair.get(&(dataset.as_str(), optimizer.as_str())) else { continue };
+            let tests: Vec<f64> = runs.iter().map(|s| s.test.value).collect();
+            let (test_mean, test_std) = mean_std(&tests);
+            let seconds = mean(runs.iter().map(|s| s.seconds_per_epoch));
+            let metric = runs[0].metric;
+            rows.push(ComparisonRow {
+                dataset: dataset.clone(),
+                optimizer: optimizer.clone(),
+                metric: metric.name().to_string(),
+                higher_is_better: metric.higher_is_better(),
+                test_mean,
+                test_std,
+                mean_best_epoch: mean(runs.iter().map(|s| s.best_epoch as f64)),
+                seconds_per_epoch: seconds,
+                passes_per_epoch: mean(runs.iter().map(|s| s.passes_per_epoch)),
+                time_ratio_to_adam: adam.filter(|a| *a > 0.0).map(|a| seconds / a),
+                seeds_finished: runs.len(),
+                seeds_expected: grid.seeds,
+            });
+        }
+    }
+    let missing = grid.cells().into_iter().filter(|c| !done.contains(c)).collect();
+    Comparison { grid, rows, missing }
+}
+
+impl Comparison {
+    /// The table as Markdown, followed by the missing cells (if any).
+    pub fn markdown(&self) -> String {
+        let mut md = String::from(
+            "| dataset | optimizer | metric | test (mean ± std) | best epoch | s/epoch | passes/epoch | time ÷ Adam | seeds |\n\
+             |---|---|---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.rows {
+            let arrow = if r.higher_is_better { "↑" } else { "↓" };
+            md.push_str(&format!(
+                "| {} | {} | {} {arrow} | {:.4} ± {:.4} | {:.1} | {:.3} | {:.1} | {} | {}/{} |\n",
+                r.dataset,
+                r.optimizer,
+                r.metric,
+                r.test_mean,
+                r.test_std,
+                r.mean_best_epoch,
+                r.seconds_per_epoch,
+                r.passes_per_epoch,
+                r.time_ratio_to_adam.map_or("-".to_string(), |t| format!("{t:.2}")),
+                r.seeds_finished,
+                r.seeds_expected,
+            ));
+        }
+        if !self.missing.is_empty() {
+            md.push_str(&format!("\nMissing cells ({}): ", self.missing.len()));
+            let names: Vec<String> = self.missing.iter().map(|c| c.to_string()).collect();
+            md.push_str(&names.join(", "));
+            md.push('\n');
+        }
+        md
+    }
+
+    /// The table as CSV (one row per dataset and optimizer).
+    pub fn csv(&self) -> Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "dataset",
+            "optimizer",
+            "metric",
+            "test_mean",
+            "test_std",
+            "mean_best_epoch",
+            "seconds_per_epoch",
+            "passes_per_epoch",
+            "time_ratio_to_adam",
+            "seeds_finished",
+            "seeds_expected",
+        ])?;
+        for r in &self.rows {
+            w.write_record([
+                r.dataset.clone(),
+                r.optimizer.clone(),
+                r.metric.clone(),
+                r.test_mean.to_string(),
+                r.test_std.to_string(),
+                r.mean_best_epoch.to_string(),
+                r.seconds_per_epoch.to_string(),
+                r.passes_per_epoch.to_string(),
+                r.time_ratio_to_adam.map_or(String::new(), |t| t.to_string()),
+                r.seeds_finished.to_string(),
+                r.seeds_expected.to_string(),
+            ])?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(String::from_utf8(bytes)?)
+    }
+
+    /// Writes `results.md`, `results.csv`, `results.json` and `results.svg` into `out`.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        write_atomic(&out.join(RESULTS_MD), self.markdown().as_bytes())?;
+        write_atomic(&out.join(RESULTS_CSV), self.csv()?.as_bytes())?;
+        write_json(&out.join(RESULTS_JSON), self)?;
+        self.plot(&out.join(RESULTS_SVG))
+    }
+
+    /// Test metric (y) against seconds per epoch (x), one labelled point per
+    /// optimizer, one panel per dataset.
+    pub fn plot(&self, path: &Path) -> Result<()> {
+        use plotters::prelude::*;
+
+        let datasets: Vec<&String> =
+            self.grid.datasets.iter().filter(|d| self.rows.iter().any(|r| &r.dataset == *d)).collect();
+        let panels = datasets.len().max(1);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (420 * panels as u32, 360)).into_drawing_area();
+            root.fill(&WHITE).map_err(plot_err)?;
+            let areas = root.split_evenly((1, panels));
+            for (area, dataset) in areas.iter().zip(&datasets) {
+                let rows: Vec<&ComparisonRow> = self.rows.iter().filter(|r| &r.dataset == *dataset).collect();
+                let points: Vec<(f64, f64, &str)> = rows
+                    .iter()
+                    .filter(|r| r.test_mean.is_finite() && r.seconds_per_epoch.is_finite())
+                    .map(|r| (r.seconds_per_epoch, r.test_mean, r.optimizer.as_str()))
+                    .collect();
+                let (x0, x1) = padded(points.iter().map(|p| p.0), true);
+                let (y0, y1) = padded(points.iter().map(|p| p.1), false);
+                let metric = rows.first().map_or("", |r| r.metric.as_str());
+                let mut chart = ChartBuilder::on(area)
+                    .caption(format!("{dataset}"), ("sans-serif", 18))
+                    .margin(14)
+                    .x_label_area_size(34)
+                    .y_label_area_size(58)
+                    .build_cartesian_2d(x0..x1, y0..y1)
+                    .map_err(plot_err)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("seconds per epoch")
+                    .y_desc(format!("test {metric}"))
+                    .draw()
+                    .map_err(plot_err)?;
+                for (k, &(x, y, name)) in points.iter().enumerate() {
+                    let colour = Palette99::pick(k).to_rgba();
+                    chart
+                        .draw_series(std::iter::once(Circle::new((x, y), 5, colour.filled())))
+                        .map_err(plot_err)?;
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            name.to_string(),
+                            (x, y),
+                            ("sans-serif", 14).into_font(),
+                        )))
+                        .map_err(plot_err)?;
+                }
+            }
+            root.present().map_err(plot_err)?;
+        }
+        write_atomic(path, svg.as_bytes())
+    }
+}
+
+/// An axis range around the values with a margin (from 0 for times) that
+/// never collapses to a point.
+fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
+    let v: Vec<f64> = values.collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.15).max(hi.abs() * 0.05).max(1e-6);
+    let lo = if from_zero { 0.0 } else { lo - pad };
+    (lo, hi + pad)
+}
+
+fn plot_err<E: fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the comparison plot: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Metric, MetricScore};
+
+    fn summary(dataset: &str, optimizer: &str, seed: u64, test: f64, seconds: f64) -> RunSummary {
+        RunSummary {
+            dataset: dataset.into(),
+            optimizer: optimizer.into(),
+            model: "compt".into(),
+            seed,
+            metric: Metric::Rmse,
+            test: MetricScore { metric: Metric::Rmse, value: test, per_task: vec![Some(test)] },
+            best_valid: Some(1.0),
+            best_epoch: seed as usize,
+            epochs_run: 3,
+            stopped_early: false,
+            split_sizes: [8, 1, 1],
+            seconds_per_epoch: seconds,
+            passes_per_epoch: 4.0,
+            wall_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn table_means_stds_and_time_ratios_are_per_dataset() {
+        let s = vec![
+            summary("esol", "adam", 0, 1.0, 2.0),
+            summary("esol", "adam", 1, 3.0, 2.0),
+            summary("esol", "sam", 0, 0.5, 4.0),
+            summary("bbbp", "sam", 0, 0.7, 1.0),
+        ];
+        let grid = Grid { datasets: vec!["esol".into(), "bbbp".into()], optimizers: vec!["adam".into(), "sam".into()], seeds: 2 };
+        let c = compare(&s, Some(&grid));
+        assert_eq!(c.rows.len(), 3);
+        let adam = &c.rows[0];
+        assert_eq!((adam.dataset.as_str(), adam.optimizer.as_str()), ("esol", "adam"));
+        assert_eq!(adam.test_mean, 2.0);
+        assert!((adam.test_std - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(adam.mean_best_epoch, 0.5);
+        assert_eq!(adam.time_ratio_to_adam, Some(1.0));
+        assert_eq!(c.rows[1].time_ratio_to_adam, Some(2.0));
+        assert_eq!(c.rows[2].time_ratio_to_adam, None, "no Adam on bbbp");
+        let missing: Vec<String> = c.missing.iter().map(|m| m.to_string()).collect();
+        assert_eq!(missing, ["esol/sam/1", "bbbp/adam/0", "bbbp/adam/1", "bbbp/sam/1"]);
+        let md = c.markdown();
+        assert!(md.contains("| bbbp | sam | rmse ↓ | 0.7000 ± 0.0000 | 0.0 | 1.000 | 4.0 | - | 1/2 |"), "{md}");
+        let csv = c.csv().unwrap();
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.lines().nth(3).unwrap().starts_with("bbbp,sam,rmse,0.7,0,0,1,4,,1,2"), "{csv}");
+    }
+
+    #[test]
+    fn inferred_grid_reports_missing_seeds_relative_to_the_most_seen() {
+        let s = vec![
+            summary("esol", "adam", 0, 1.0, 2.0),
+            summary("esol", "adam", 1, 1.0, 2.0),
+            summary("esol", "adam", 2, 1.0, 2.0),
+            summary("esol", "graphsam", 1, 1.0, 2.0),
+        ];
+        let c = compare(&s, None);
+        let missing: Vec<String> = c.missing.iter().map(|m| m.to_string()).collect();
+        assert_eq!(missing, ["esol/graphsam/0", "esol/graphsam/2"]);
+    }
+
+    #[test]
+    fn shards_are_parsed_zero_based_and_validated() {
+        assert_eq!("2/8".parse::<Shard>().unwrap(), Shard { index: 2, count: 8 });
+        assert!("8/8".parse::<Shard>().unwrap_err().contains("0-based"));
+        assert!("0/0".parse::<Shard>().unwrap_err().contains("at least 1"));
+        assert!("a/3".parse::<Shard>().unwrap_err().contains("`a`"));
+        assert!("3".parse::<Shard>().unwrap_err().contains("INDEX/COUNT"));
+        assert!("x/y/z".parse::<Cell>().is_err());
+        assert_eq!("esol/sam/2".parse::<Cell>().unwrap().to_string(), "esol/sam/2");
+    }
+}
