@@ -237,3 +237,24 @@ fn a_failed_cell_is_reported_with_its_log_and_the_others_finish() {
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("Missing cells (1): esol/adam/0"), "{md}");
 }
+
+#[test]
+fn finished_cells_trained_with_other_settings_are_refused() {
+    let data = data_dir();
+    let out = data.path().join("cmp");
+    let o = compare(data.path(), &["--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary = cell_dir(&out, "adam", 0).join("summary.json");
+    let before = std::fs::read(&summary).unwrap();
+    // Same folder, different epoch budget: mixing would compare unlike runs.
+    let o = compare(data.path(), &["--patience", "3", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let log = text(&o);
+    assert!(log.contains("4 finished cell(s) were trained with other settings"), "{log}");
+    assert!(log.contains("esol/graphsam/1:"), "{log}");
+    assert_eq!(std::fs::read(&summary).unwrap(), before);
+    // The original flags are still accepted, with nothing to run.
+    let o = compare(data.path(), &["--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("4 already finished, 0 to run"), "{}", text(&o));
+}

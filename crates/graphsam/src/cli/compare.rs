@@ -20,7 +20,7 @@ use super::progress::EpochProgress;
 use super::split::parse_sizes;
 use super::train::{load_options, model_spec};
 use super::train_args::{ModelArgs, OptimizerArgs, ScheduleArgs};
-use crate::data::{MoleculeDataset, Registry, SplitKind};
+use crate::data::{LoadOptions, MoleculeDataset, Registry, SplitKind};
 use crate::train::compare::{Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare};
 use crate::train::record::{files, read_json, write_json};
 use crate::train::{RunConfig, TrainSettings, run_seed};
@@ -170,6 +170,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         Some(shard) => shard.select(&grid.cells()),
         None => grid.cells(),
     };
+    verify_finished(&args, &out, &cells)?;
     let pending: Vec<Cell> =
         cells.iter().filter(|c| !c.dir(&out).join(files::SUMMARY).exists()).cloned().collect();
     eprintln!(
@@ -225,48 +226,90 @@ fn grid(args: &CompareArgs) -> Result<Grid> {
     Ok(Grid { datasets, optimizers, seeds: args.seeds })
 }
 
+/// Datasets loaded once per process, by registry name, with their SMILES column.
+struct Datasets {
+    options: LoadOptions,
+    loaded: HashMap<String, (MoleculeDataset, String)>,
+}
+
+impl Datasets {
+    fn new(args: &CompareArgs) -> Self {
+        Datasets { options: load_options(args.model.model, args.atom_limit), loaded: HashMap::new() }
+    }
+
+    fn get(&mut self, name: &str) -> Result<&(MoleculeDataset, String)> {
+        if !self.loaded.contains_key(name) {
+            let data = DatasetArgs { dataset: name.to_string(), smiles_column: None, targets: vec![], task: None };
+            let (spec, _) = data.spec()?;
+            let dataset = data.load(&self.options)?;
+            super::report_skipped(&dataset);
+            self.loaded.insert(name.to_string(), (dataset, spec.smiles_column));
+        }
+        Ok(&self.loaded[name])
+    }
+}
+
+/// The run configuration of one cell: the same for every optimizer except the optimizer.
+fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Result<RunConfig> {
+    let atom_limit = datasets.options.atom_limit;
+    let (dataset, smiles_column) = datasets.get(&cell.dataset)?;
+    let metric = Registry::moleculenet().get(&cell.dataset)?.metric;
+    Ok(RunConfig {
+        dataset: dataset.name.clone(),
+        dataset_path: cell.dataset.clone(),
+        smiles_column: smiles_column.clone(),
+        targets: dataset.task_names.clone(),
+        task_type: dataset.task_type,
+        atom_limit,
+        model: model_spec(&args.model, dataset),
+        split: args.split.clone(),
+        split_sizes: parse_sizes(&args.sizes)?,
+        train: TrainSettings {
+            epochs: args.epochs,
+            patience: args.patience,
+            batch_size: args.batch_size,
+            seed: cell.seed,
+            optimizer: flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
+            schedule: args.schedule.config(),
+            metric,
+        },
+        backend: args.device.name(),
+        graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Refuses to go on when a finished cell was trained with other settings
+/// than this command line's (its summary would be mixed into the table).
+fn verify_finished(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
+    let mut datasets = Datasets::new(args);
+    let mut differing = Vec::new();
+    for cell in cells.iter().filter(|c| c.dir(out).join(files::SUMMARY).exists()) {
+        let config = cell_config(args, cell, &mut datasets)?;
+        if let Err(e) = check_finished_config(&cell.dir(out), &config) {
+            differing.push(format!("{cell}: {e:#}"));
+        }
+    }
+    if !differing.is_empty() {
+        bail!(
+            "{} finished cell(s) were trained with other settings than this command line \
+             (rerun with the original flags):\n  {}",
+            differing.len(),
+            differing.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 /// Runs cells one after another in this process; a failed cell is reported
 /// and the rest still run.
 fn run_cells(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
-    let sizes = parse_sizes(&args.sizes)?;
     let device = args.device.training_device()?;
-    let options = load_options(args.model.model, args.atom_limit);
-    let mut loaded: HashMap<String, (MoleculeDataset, String)> = HashMap::new();
+    let mut datasets = Datasets::new(args);
     let mut failed = Vec::new();
     for cell in cells {
         let result = (|| -> Result<()> {
-            if !loaded.contains_key(&cell.dataset) {
-                let data = DatasetArgs { dataset: cell.dataset.clone(), smiles_column: None, targets: vec![], task: None };
-                let (spec, _) = data.spec()?;
-                let dataset = data.load(&options)?;
-                super::report_skipped(&dataset);
-                loaded.insert(cell.dataset.clone(), (dataset, spec.smiles_column));
-            }
-            let (dataset, smiles_column) = &loaded[&cell.dataset];
-            let registry = Registry::moleculenet();
-            let spec = registry.get(&cell.dataset)?;
-            let config = RunConfig {
-                dataset: dataset.name.clone(),
-                dataset_path: cell.dataset.clone(),
-                smiles_column: smiles_column.clone(),
-                targets: dataset.task_names.clone(),
-                task_type: dataset.task_type,
-                atom_limit: options.atom_limit,
-                model: model_spec(&args.model, dataset),
-                split: args.split.clone(),
-                split_sizes: sizes,
-                train: TrainSettings {
-                    epochs: args.epochs,
-                    patience: args.patience,
-                    batch_size: args.batch_size,
-                    seed: cell.seed,
-                    optimizer: flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
-                    schedule: args.schedule.config(),
-                    metric: spec.metric,
-                },
-                backend: args.device.name(),
-                graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
-            };
+            let config = cell_config(args, cell, &mut datasets)?;
+            let (dataset, _) = datasets.get(&cell.dataset)?;
             let dir = cell.dir(out);
             check_finished_config(&dir, &config)?;
             eprintln!("cell {cell}: {} on {} -> {}", config.model.name(), dataset.name, dir.display());
