@@ -5,13 +5,31 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use graphsam::train::RunSummary;
 use graphsam::train::compare::{Cell, Grid, Shard};
 use graphsam::train::record::read_json;
-use graphsam::train::RunSummary;
 
 const SMILES: [&str; 20] = [
-    "CCO", "CCN", "CCC", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CC(=O)N", "c1ccncc1", "CCOC", "CCCl",
-    "OCCO", "NCCN", "CC(C)O", "CC(C)N", "C1CCCCC1", "C1CCNCC1", "CC#N", "c1ccoc1", "CCCCO", "CCCCN",
+    "CCO",
+    "CCN",
+    "CCC",
+    "c1ccccc1",
+    "c1ccccc1O",
+    "CC(=O)O",
+    "CC(=O)N",
+    "c1ccncc1",
+    "CCOC",
+    "CCCl",
+    "OCCO",
+    "NCCN",
+    "CC(C)O",
+    "CC(C)N",
+    "C1CCCCC1",
+    "C1CCNCC1",
+    "CC#N",
+    "c1ccoc1",
+    "CCCCO",
+    "CCCCN",
 ];
 
 /// A data folder holding a 20-molecule `delaney-processed.csv` (the ESOL file name).
@@ -30,8 +48,24 @@ fn compare(data: &Path, extra: &[&str]) -> Output {
     let cache = data.join("cache");
     let output = Command::new(env!("CARGO_BIN_EXE_graphsam"))
         .arg("compare")
-        .args(["--datasets", "esol", "--optimizers", "adam,graphsam", "--seeds", "2"])
-        .args(["--hidden", "16", "--layers", "1", "--epochs", "1", "--batch-size", "8"])
+        .args([
+            "--datasets",
+            "esol",
+            "--optimizers",
+            "adam,graphsam",
+            "--seeds",
+            "2",
+        ])
+        .args([
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+        ])
         .args(["--sizes", "0.6,0.2,0.2", "--quiet"])
         .args(extra)
         .env("GRAPHSAM_DATA_DIR", data)
@@ -43,29 +77,47 @@ fn compare(data: &Path, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn cell_dir(out: &Path, optimizer: &str, seed: u64) -> PathBuf {
-    Cell { dataset: "esol".into(), optimizer: optimizer.into(), seed }.dir(out)
+    Cell {
+        dataset: "esol".into(),
+        optimizer: optimizer.into(),
+        seed,
+    }
+    .dir(out)
 }
 
 fn csv_rows(out: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 #[test]
 fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
     let data = data_dir();
     let out = data.path().join("cmp");
-    let o = compare(data.path(), &["--jobs", "2", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--jobs", "2", "--out", out.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let mut adam_seconds = Vec::new();
     for optimizer in ["adam", "graphsam"] {
         for seed in 0..2 {
-            let s: RunSummary = read_json(&cell_dir(&out, optimizer, seed).join("summary.json")).unwrap();
-            assert_eq!((s.optimizer.as_str(), s.seed, s.epochs_run), (optimizer, seed, 1));
+            let s: RunSummary =
+                read_json(&cell_dir(&out, optimizer, seed).join("summary.json")).unwrap();
+            assert_eq!(
+                (s.optimizer.as_str(), s.seed, s.epochs_run),
+                (optimizer, seed, 1)
+            );
             // Same split for every optimizer of a seed: 12/4/4 of 20 molecules.
             assert_eq!(s.split_sizes, [12, 4, 4]);
             if optimizer == "adam" {
@@ -75,7 +127,10 @@ fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
     }
     let rows = csv_rows(&out);
     assert_eq!(rows.len(), 3, "header + adam + graphsam");
-    assert_eq!(rows[0][0..4], ["dataset", "optimizer", "metric", "test_mean"]);
+    assert_eq!(
+        rows[0][0..4],
+        ["dataset", "optimizer", "metric", "test_mean"]
+    );
     assert_eq!(rows[1][0..3], ["esol", "adam", "rmse"]);
     assert_eq!(rows[2][0..3], ["esol", "graphsam", "rmse"]);
     assert_eq!(rows[1][8], "1", "Adam's time ratio to itself");
@@ -90,12 +145,17 @@ fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
     let seconds: f64 = rows[1][6].parse().unwrap();
     assert!((seconds - (adam_seconds[0] + adam_seconds[1]) / 2.0).abs() < 1e-9);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| esol | graphsam | rmse ↓ |") && !md.contains("Missing"), "{md}");
+    assert!(
+        md.contains("| esol | graphsam | rmse ↓ |") && !md.contains("Missing"),
+        "{md}"
+    );
     let json: serde_json::Value = read_json(&out.join("results.json")).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 2);
     assert!(json["missing"].as_array().unwrap().is_empty());
     let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("graphsam") && svg.contains("seconds per epoch"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("graphsam") && svg.contains("seconds per epoch")
+    );
     assert!(text(&o).contains("all 4 cells finished"), "{}", text(&o));
 }
 
@@ -105,14 +165,19 @@ fn resume_reruns_only_the_lost_cell() {
     let out = data.path().join("cmp");
     let o = compare(data.path(), &["--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let kept: Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> = [("adam", 0), ("adam", 1), ("graphsam", 0)]
-        .iter()
-        .map(|&(opt, seed)| {
-            let p = cell_dir(&out, opt, seed).join("summary.json");
-            let meta = std::fs::metadata(&p).unwrap();
-            (p.clone(), std::fs::read(&p).unwrap(), meta.modified().unwrap())
-        })
-        .collect();
+    let kept: Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> =
+        [("adam", 0), ("adam", 1), ("graphsam", 0)]
+            .iter()
+            .map(|&(opt, seed)| {
+                let p = cell_dir(&out, opt, seed).join("summary.json");
+                let meta = std::fs::metadata(&p).unwrap();
+                (
+                    p.clone(),
+                    std::fs::read(&p).unwrap(),
+                    meta.modified().unwrap(),
+                )
+            })
+            .collect();
     let lost = cell_dir(&out, "graphsam", 1);
     let before: RunSummary = read_json(&lost.join("summary.json")).unwrap();
     std::fs::remove_dir_all(&lost).unwrap();
@@ -121,10 +186,21 @@ fn resume_reruns_only_the_lost_cell() {
     assert!(o.status.success(), "{}", text(&o));
     let log = text(&o);
     assert!(log.contains("3 already finished, 1 to run"), "{log}");
-    assert!(log.contains("cell esol/graphsam/1:") && !log.contains("cell esol/adam/0:"), "{log}");
+    assert!(
+        log.contains("cell esol/graphsam/1:") && !log.contains("cell esol/adam/0:"),
+        "{log}"
+    );
     for (path, bytes, modified) in kept {
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} changed", path.display());
-        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{} changed",
+            path.display()
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified
+        );
     }
     // The redone cell reproduces the lost result (same seed, same data order).
     let after: RunSummary = read_json(&lost.join("summary.json")).unwrap();
@@ -158,8 +234,14 @@ fn shards_cover_the_grid_exactly_once() {
     all.sort();
     assert_eq!(dealt, all);
     // More slices than cells: the extra slices are empty, nothing is dealt twice.
-    let small = Grid { datasets: vec!["esol".into()], optimizers: vec!["adam".into()], seeds: 2 };
-    let sizes: Vec<usize> = (0..3).map(|i| Shard { index: i, count: 3 }.select(&small.cells()).len()).collect();
+    let small = Grid {
+        datasets: vec!["esol".into()],
+        optimizers: vec!["adam".into()],
+        seeds: 2,
+    };
+    let sizes: Vec<usize> = (0..3)
+        .map(|i| Shard { index: i, count: 3 }.select(&small.cells()).len())
+        .collect();
     assert_eq!(sizes, [1, 1, 0]);
 }
 
@@ -167,12 +249,22 @@ fn shards_cover_the_grid_exactly_once() {
 fn bad_flags_are_refused_before_any_training() {
     let data = data_dir();
     let out = data.path().join("cmp");
-    let o = compare(data.path(), &["--shard", "2/2", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--shard", "2/2", "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("0-based"), "{}", text(&o));
-    let o = compare(data.path(), &["--alpha", "0.5", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--alpha", "0.5", "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("--alpha applies to none of adam, graphsam"), "{}", text(&o));
+    assert!(
+        text(&o).contains("--alpha applies to none of adam, graphsam"),
+        "{}",
+        text(&o)
+    );
     assert!(!out.exists(), "nothing written");
 }
 
@@ -182,7 +274,17 @@ fn shards_run_their_slice_and_merge_names_the_missing_cells() {
     let a = data.path().join("a");
     let b = data.path().join("b");
     // Grid order: adam/0, adam/1, graphsam/0, graphsam/1; slice 1/2 is the seed-1 cells.
-    let o = compare(data.path(), &["--shard", "1/2", "--beta", "0.9", "--out", a.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &[
+            "--shard",
+            "1/2",
+            "--beta",
+            "0.9",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(cell_dir(&a, "adam", 1).join("summary.json").exists());
     assert!(cell_dir(&a, "graphsam", 1).join("summary.json").exists());
@@ -194,18 +296,42 @@ fn shards_run_their_slice_and_merge_names_the_missing_cells() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let log = text(&o);
-    assert!(log.contains("Missing cells (2): esol/adam/0, esol/graphsam/0"), "{log}");
+    assert!(
+        log.contains("Missing cells (2): esol/adam/0, esol/graphsam/0"),
+        "{log}"
+    );
     let json: serde_json::Value = read_json(&a.join("results.json")).unwrap();
-    let missing: Vec<String> =
-        json["missing"].as_array().unwrap().iter().map(|c| format!("{}/{}", c["optimizer"], c["seed"])).collect();
+    let missing: Vec<String> = json["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}/{}", c["optimizer"], c["seed"]))
+        .collect();
     assert_eq!(missing, ["\"adam\"/0", "\"graphsam\"/0"]);
 
     // The other slice elsewhere; merging both folders completes the table.
-    let o = compare(data.path(), &["--shard", "0/2", "--beta", "0.9", "--out", b.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &[
+            "--shard",
+            "0/2",
+            "--beta",
+            "0.9",
+            "--out",
+            b.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let merged = data.path().join("merged");
     let o = Command::new(env!("CARGO_BIN_EXE_graphsam"))
-        .args(["compare", "--merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", merged.to_str().unwrap()])
+        .args([
+            "compare",
+            "--merge",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -215,7 +341,8 @@ fn shards_run_their_slice_and_merge_names_the_missing_cells() {
     assert_eq!(rows[1][9], "2");
     assert_eq!(rows[2][9], "2");
     // GraphSAM's β reached its cells; Adam's config has no GraphSAM flags.
-    let config: serde_json::Value = read_json(&cell_dir(&b, "graphsam", 0).join("config.json")).unwrap();
+    let config: serde_json::Value =
+        read_json(&cell_dir(&b, "graphsam", 0).join("config.json")).unwrap();
     assert!(config.to_string().contains("\"beta\":0.9"), "{config}");
 }
 
@@ -226,13 +353,25 @@ fn a_failed_cell_is_reported_with_its_log_and_the_others_finish() {
     let broken = cell_dir(&out, "adam", 0);
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("config.json"), "{ not json").unwrap();
-    let o = compare(data.path(), &["--jobs", "2", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--jobs", "2", "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     let log = text(&o);
-    assert!(log.contains("cell esol/adam/0 failed; last lines of"), "{log}");
-    assert!(log.contains("parsing") && log.contains("1 cell(s) failed: esol/adam/0"), "{log}");
+    assert!(
+        log.contains("cell esol/adam/0 failed; last lines of"),
+        "{log}"
+    );
+    assert!(
+        log.contains("parsing") && log.contains("1 cell(s) failed: esol/adam/0"),
+        "{log}"
+    );
     for (opt, seed) in [("adam", 1), ("graphsam", 0), ("graphsam", 1)] {
-        assert!(cell_dir(&out, opt, seed).join("summary.json").exists(), "{opt}/{seed}");
+        assert!(
+            cell_dir(&out, opt, seed).join("summary.json").exists(),
+            "{opt}/{seed}"
+        );
     }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("Missing cells (1): esol/adam/0"), "{md}");
@@ -247,14 +386,24 @@ fn finished_cells_trained_with_other_settings_are_refused() {
     let summary = cell_dir(&out, "adam", 0).join("summary.json");
     let before = std::fs::read(&summary).unwrap();
     // Same folder, different epoch budget: mixing would compare unlike runs.
-    let o = compare(data.path(), &["--patience", "3", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--patience", "3", "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     let log = text(&o);
-    assert!(log.contains("4 finished cell(s) were trained with other settings"), "{log}");
+    assert!(
+        log.contains("4 finished cell(s) were trained with other settings"),
+        "{log}"
+    );
     assert!(log.contains("esol/graphsam/1:"), "{log}");
     assert_eq!(std::fs::read(&summary).unwrap(), before);
     // The original flags are still accepted, with nothing to run.
     let o = compare(data.path(), &["--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("4 already finished, 0 to run"), "{}", text(&o));
+    assert!(
+        text(&o).contains("4 already finished, 0 to run"),
+        "{}",
+        text(&o)
+    );
 }

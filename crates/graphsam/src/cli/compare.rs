@@ -105,17 +105,39 @@ const FLAG_SCOPE: [(&str, &[&str]); 9] = [
 /// The flags of `flags` that apply to optimizer `name`: a comparison passes
 /// `--rho` to the SAM family and leaves Adam alone.
 fn flags_for(flags: &OptimizerArgs, name: &str) -> OptimizerArgs {
-    let applies = |flag: &str| FLAG_SCOPE.iter().any(|(f, opts)| *f == flag && opts.contains(&name));
+    let applies = |flag: &str| {
+        FLAG_SCOPE
+            .iter()
+            .any(|(f, opts)| *f == flag && opts.contains(&name))
+    };
     let mut f = flags.clone();
-    if !applies("rho") { f.rho = None; }
-    if !applies("beta") { f.beta = None; }
-    if !applies("gamma") { f.gamma = None; }
-    if !applies("lambda") { f.rho_period = None; }
-    if !applies("anchor-every") { f.anchor_every = None; }
-    if !applies("compounding-rho") { f.compounding_rho = false; }
-    if !applies("adaptive") { f.adaptive = false; }
-    if !applies("k") { f.k = None; }
-    if !applies("alpha") { f.alpha = None; }
+    if !applies("rho") {
+        f.rho = None;
+    }
+    if !applies("beta") {
+        f.beta = None;
+    }
+    if !applies("gamma") {
+        f.gamma = None;
+    }
+    if !applies("lambda") {
+        f.rho_period = None;
+    }
+    if !applies("anchor-every") {
+        f.anchor_every = None;
+    }
+    if !applies("compounding-rho") {
+        f.compounding_rho = false;
+    }
+    if !applies("adaptive") {
+        f.adaptive = false;
+    }
+    if !applies("k") {
+        f.k = None;
+    }
+    if !applies("alpha") {
+        f.alpha = None;
+    }
     f
 }
 
@@ -133,9 +155,16 @@ fn check_flags_used(flags: &OptimizerArgs, optimizers: &[String]) -> Result<()> 
         ("alpha", flags.alpha.is_some()),
     ];
     for (flag, is_set) in set {
-        let scope = FLAG_SCOPE.iter().find(|(f, _)| *f == flag).map_or(&[][..], |(_, o)| *o);
+        let scope = FLAG_SCOPE
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or(&[][..], |(_, o)| *o);
         if is_set && !optimizers.iter().any(|o| scope.contains(&o.as_str())) {
-            bail!("--{flag} applies to none of {} (only to {})", optimizers.join(", "), scope.join(", "));
+            bail!(
+                "--{flag} applies to none of {} (only to {})",
+                optimizers.join(", "),
+                scope.join(", ")
+            );
         }
     }
     Ok(())
@@ -146,7 +175,10 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if !args.merge.is_empty() {
         return merge(&args.merge, args.out.as_deref());
     }
-    let out = args.out.clone().context("name the comparison folder with --out (or use --merge)")?;
+    let out = args
+        .out
+        .clone()
+        .context("name the comparison folder with --out (or use --merge)")?;
     let grid = grid(&args)?;
     if let Some(cell) = &args.cell {
         // A child of --jobs: one cell, no table.
@@ -165,18 +197,29 @@ pub fn run(args: CompareArgs) -> Result<()> {
     } else {
         grid.clone()
     };
-    write_json(&record_path, &GridRecord { grid: recorded.clone() })?;
+    write_json(
+        &record_path,
+        &GridRecord {
+            grid: recorded.clone(),
+        },
+    )?;
     let cells = match args.shard {
         Some(shard) => shard.select(&grid.cells()),
         None => grid.cells(),
     };
     verify_finished(&args, &out, &cells)?;
-    let pending: Vec<Cell> =
-        cells.iter().filter(|c| !c.dir(&out).join(files::SUMMARY).exists()).cloned().collect();
+    let pending: Vec<Cell> = cells
+        .iter()
+        .filter(|c| !c.dir(&out).join(files::SUMMARY).exists())
+        .cloned()
+        .collect();
     eprintln!(
         "compare: {} cells{}, {} already finished, {} to run -> {}",
         cells.len(),
-        args.shard.map_or(String::new(), |s| format!(" in shard {}/{}", s.index, s.count)),
+        args.shard.map_or(String::new(), |s| format!(
+            " in shard {}/{}",
+            s.index, s.count
+        )),
         cells.len() - pending.len(),
         pending.len(),
         out.display()
@@ -223,7 +266,11 @@ fn grid(args: &CompareArgs) -> Result<Grid> {
         }
     }
     check_flags_used(&args.optimizer_flags, &optimizers)?;
-    Ok(Grid { datasets, optimizers, seeds: args.seeds })
+    Ok(Grid {
+        datasets,
+        optimizers,
+        seeds: args.seeds,
+    })
 }
 
 /// Datasets loaded once per process, by registry name, with their SMILES column.
@@ -234,16 +281,25 @@ struct Datasets {
 
 impl Datasets {
     fn new(args: &CompareArgs) -> Self {
-        Datasets { options: load_options(args.model.model, args.atom_limit), loaded: HashMap::new() }
+        Datasets {
+            options: load_options(args.model.model, args.atom_limit),
+            loaded: HashMap::new(),
+        }
     }
 
     fn get(&mut self, name: &str) -> Result<&(MoleculeDataset, String)> {
         if !self.loaded.contains_key(name) {
-            let data = DatasetArgs { dataset: name.to_string(), smiles_column: None, targets: vec![], task: None };
+            let data = DatasetArgs {
+                dataset: name.to_string(),
+                smiles_column: None,
+                targets: vec![],
+                task: None,
+            };
             let (spec, _) = data.spec()?;
             let dataset = data.load(&self.options)?;
             super::report_skipped(&dataset);
-            self.loaded.insert(name.to_string(), (dataset, spec.smiles_column));
+            self.loaded
+                .insert(name.to_string(), (dataset, spec.smiles_column));
         }
         Ok(&self.loaded[name])
     }
@@ -283,7 +339,10 @@ fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Resu
 fn verify_finished(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
     let mut datasets = Datasets::new(args);
     let mut differing = Vec::new();
-    for cell in cells.iter().filter(|c| c.dir(out).join(files::SUMMARY).exists()) {
+    for cell in cells
+        .iter()
+        .filter(|c| c.dir(out).join(files::SUMMARY).exists())
+    {
         let config = cell_config(args, cell, &mut datasets)?;
         if let Err(e) = check_finished_config(&cell.dir(out), &config) {
             differing.push(format!("{cell}: {e:#}"));
@@ -312,7 +371,12 @@ fn run_cells(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
             let (dataset, _) = datasets.get(&cell.dataset)?;
             let dir = cell.dir(out);
             check_finished_config(&dir, &config)?;
-            eprintln!("cell {cell}: {} on {} -> {}", config.model.name(), dataset.name, dir.display());
+            eprintln!(
+                "cell {cell}: {} on {} -> {}",
+                config.model.name(),
+                dataset.name,
+                dir.display()
+            );
             let mut progress = EpochProgress::new(args.quiet);
             let s = run_seed(dataset, &config, &device, &dir, &mut progress)?;
             println!(
@@ -343,7 +407,10 @@ fn check_finished_config(dir: &Path, config: &RunConfig) -> Result<()> {
         return Ok(());
     }
     let existing: RunConfig = read_json(&config_path)?;
-    let same = RunConfig { graphsam_version: config.graphsam_version.clone(), ..existing } == *config;
+    let same = RunConfig {
+        graphsam_version: config.graphsam_version.clone(),
+        ..existing
+    } == *config;
     if !same {
         bail!(
             "{} holds a finished run with a different configuration; \
@@ -366,16 +433,23 @@ fn run_children(out: &Path, cells: &[Cell], jobs: usize) -> Result<()> {
     let parent_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
-    eprintln!("running {} cells in {jobs} processes, {threads} threads each", cells.len());
+    eprintln!(
+        "running {} cells in {jobs} processes, {threads} threads each",
+        cells.len()
+    );
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(cells.len()) {
             scope.spawn(|| {
                 loop {
                     let k = next.fetch_add(1, Ordering::SeqCst);
                     let Some(cell) = cells.get(k) else { break };
-                    let log = logs.join(format!("{}-{}-seed-{}.log", cell.dataset, cell.optimizer, cell.seed));
+                    let log = logs.join(format!(
+                        "{}-{}-seed-{}.log",
+                        cell.dataset, cell.optimizer, cell.seed
+                    ));
                     let result = (|| -> Result<bool> {
-                        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+                        let file = File::create(&log)
+                            .with_context(|| format!("creating {}", log.display()))?;
                         let status = Command::new(&exe)
                             .args(&parent_args)
                             .arg("--cell")
@@ -391,12 +465,22 @@ fn run_children(out: &Path, cells: &[Cell], jobs: usize) -> Result<()> {
                     match result {
                         Ok(true) => eprintln!("cell {cell}: finished ({}/{})", k + 1, cells.len()),
                         Ok(false) => {
-                            eprintln!("cell {cell} failed; last lines of {}:\n{}", log.display(), tail(&log, 15));
-                            failed.lock().unwrap_or_else(|e| e.into_inner()).push(cell.to_string());
+                            eprintln!(
+                                "cell {cell} failed; last lines of {}:\n{}",
+                                log.display(),
+                                tail(&log, 15)
+                            );
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(cell.to_string());
                         }
                         Err(e) => {
                             eprintln!("cell {cell} failed: {e:#}");
-                            failed.lock().unwrap_or_else(|e| e.into_inner()).push(cell.to_string());
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(cell.to_string());
                         }
                     }
                 }
@@ -414,7 +498,11 @@ fn run_children(out: &Path, cells: &[Cell], jobs: usize) -> Result<()> {
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `--merge`: the table from whatever cells exist under `folders`, written
@@ -437,7 +525,10 @@ fn merge(folders: &[PathBuf], out: Option<&Path>) -> Result<()> {
         }
     }
     if summaries.is_empty() {
-        bail!("no finished cells (seed-*/summary.json) under {}", folder_list(folders));
+        bail!(
+            "no finished cells (seed-*/summary.json) under {}",
+            folder_list(folders)
+        );
     }
     let comparison = compare(&summaries, grid.as_ref());
     let out = out.unwrap_or(&folders[0]);
@@ -447,13 +538,21 @@ fn merge(folders: &[PathBuf], out: Option<&Path>) -> Result<()> {
 }
 
 fn folder_list(folders: &[PathBuf]) -> String {
-    folders.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    folders
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn print_table(comparison: &Comparison, out: &Path) {
     print!("{}", comparison.markdown());
     if comparison.missing.is_empty() {
-        println!("all {} cells finished; table in {}", comparison.grid.cells().len(), out.display());
+        println!(
+            "all {} cells finished; table in {}",
+            comparison.grid.cells().len(),
+            out.display()
+        );
     } else {
         println!(
             "{} of {} cells missing; table so far in {}",

@@ -42,7 +42,9 @@ pub struct Cell {
 impl Cell {
     /// The cell's run folder under a comparison folder.
     pub fn dir(&self, out: &Path) -> PathBuf {
-        out.join(&self.dataset).join(&self.optimizer).join(format!("seed-{}", self.seed))
+        out.join(&self.dataset)
+            .join(&self.optimizer)
+            .join(format!("seed-{}", self.seed))
     }
 }
 
@@ -60,11 +62,17 @@ impl FromStr for Cell {
         let [dataset, optimizer, seed] = parts.as_slice() else {
             bail!("cell `{s}`: expected dataset/optimizer/seed");
         };
-        let seed = seed.parse().with_context(|| format!("cell `{s}`: seed `{seed}` is not a number"))?;
+        let seed = seed
+            .parse()
+            .with_context(|| format!("cell `{s}`: seed `{seed}` is not a number"))?;
         if dataset.is_empty() || optimizer.is_empty() {
             bail!("cell `{s}`: empty dataset or optimizer name");
         }
-        Ok(Cell { dataset: dataset.to_string(), optimizer: optimizer.to_string(), seed })
+        Ok(Cell {
+            dataset: dataset.to_string(),
+            optimizer: optimizer.to_string(),
+            seed,
+        })
     }
 }
 
@@ -86,7 +94,11 @@ impl Grid {
         for dataset in &self.datasets {
             for optimizer in &self.optimizers {
                 for seed in 0..self.seeds {
-                    cells.push(Cell { dataset: dataset.clone(), optimizer: optimizer.clone(), seed });
+                    cells.push(Cell {
+                        dataset: dataset.clone(),
+                        optimizer: optimizer.clone(),
+                        seed,
+                    });
                 }
             }
         }
@@ -114,7 +126,11 @@ impl Grid {
     /// The grid implied by existing summaries: every dataset and optimizer
     /// seen, seeds up to the largest seen.
     pub fn inferred(summaries: &[RunSummary]) -> Grid {
-        let mut grid = Grid { datasets: Vec::new(), optimizers: Vec::new(), seeds: 0 };
+        let mut grid = Grid {
+            datasets: Vec::new(),
+            optimizers: Vec::new(),
+            seeds: 0,
+        };
         for s in summaries {
             if !grid.datasets.contains(&s.dataset) {
                 grid.datasets.push(s.dataset.clone());
@@ -145,10 +161,14 @@ impl FromStr for Shard {
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| format!("shard `{s}`: expected INDEX/COUNT, e.g. 0/8 (0-based)"))?;
-        let index: usize =
-            i.trim().parse().map_err(|_| format!("shard `{s}`: index `{i}` is not a whole number"))?;
-        let count: usize =
-            n.trim().parse().map_err(|_| format!("shard `{s}`: count `{n}` is not a whole number"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard `{s}`: index `{i}` is not a whole number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard `{s}`: count `{n}` is not a whole number"))?;
         if count == 0 {
             return Err(format!("shard `{s}`: the count must be at least 1"));
         }
@@ -165,7 +185,12 @@ impl FromStr for Shard {
 impl Shard {
     /// The cells of this slice, in grid order.
     pub fn select(&self, cells: &[Cell]) -> Vec<Cell> {
-        cells.iter().skip(self.index).step_by(self.count).cloned().collect()
+        cells
+            .iter()
+            .skip(self.index)
+            .step_by(self.count)
+            .cloned()
+            .collect()
     }
 }
 
@@ -181,13 +206,18 @@ pub fn collect_summaries(folder: &Path) -> Result<Vec<RunSummary>> {
 }
 
 fn walk(dir: &Path, found: &mut Vec<RunSummary>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("reading folder {}", dir.display()))?;
     for entry in entries {
-        let path = entry.with_context(|| format!("reading folder {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading folder {}", dir.display()))?
+            .path();
         if !path.is_dir() {
             continue;
         }
-        let is_seed = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-"));
+        let is_seed = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("seed-"));
         let summary = path.join(files::SUMMARY);
         if is_seed && summary.is_file() {
             found.push(read_json(&summary)?);
@@ -271,9 +301,16 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
     let mut done: BTreeSet<Cell> = BTreeSet::new();
     for s in summaries {
         // Two folders holding the same cell: count it once.
-        let cell = Cell { dataset: s.dataset.clone(), optimizer: s.optimizer.clone(), seed: s.seed };
+        let cell = Cell {
+            dataset: s.dataset.clone(),
+            optimizer: s.optimizer.clone(),
+            seed: s.seed,
+        };
         if done.insert(cell) {
-            by_pair.entry((s.dataset.as_str(), s.optimizer.as_str())).or_default().push(s);
+            by_pair
+                .entry((s.dataset.as_str(), s.optimizer.as_str()))
+                .or_default()
+                .push(s);
         }
     }
     let mut rows = Vec::new();
@@ -282,7 +319,9 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
             .get(&(dataset.as_str(), "adam"))
             .map(|runs| mean(runs.iter().map(|s| s.seconds_per_epoch)));
         for optimizer in &grid.optimizers {
-            let Some(runs) = by_pair.get(&(dataset.as_str(), optimizer.as_str())) else { continue };
+            let Some(runs) = by_pair.get(&(dataset.as_str(), optimizer.as_str())) else {
+                continue;
+            };
             let tests: Vec<f64> = runs.iter().map(|s| s.test.value).collect();
             let (test_mean, test_std) = mean_std(&tests);
             let seconds = mean(runs.iter().map(|s| s.seconds_per_epoch));
@@ -303,15 +342,23 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
             });
         }
     }
-    let missing = grid.cells().into_iter().filter(|c| !done.contains(c)).collect();
-    Comparison { grid, rows, missing }
+    let missing = grid
+        .cells()
+        .into_iter()
+        .filter(|c| !done.contains(c))
+        .collect();
+    Comparison {
+        grid,
+        rows,
+        missing,
+    }
 }
 
 impl Comparison {
     /// The table as Markdown, followed by the missing cells (if any).
     pub fn markdown(&self) -> String {
         let mut md = String::from(
-            "| dataset | optimizer | metric | test (mean ± std) | best epoch | s/epoch | passes/epoch | time ÷ Adam | seeds |\n\
+            "| dataset | optimizer | metric | test (mean ± std) | best epoch (0-based) | s/epoch | passes/epoch | time ÷ Adam | seeds |\n\
              |---|---|---|---|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
@@ -326,7 +373,8 @@ impl Comparison {
                 r.mean_best_epoch,
                 r.seconds_per_epoch,
                 r.passes_per_epoch,
-                r.time_ratio_to_adam.map_or("-".to_string(), |t| format!("{t:.2}")),
+                r.time_ratio_to_adam
+                    .map_or("-".to_string(), |t| format!("{t:.2}")),
                 r.seeds_finished,
                 r.seeds_expected,
             ));
@@ -366,7 +414,8 @@ impl Comparison {
                 r.mean_best_epoch.to_string(),
                 r.seconds_per_epoch.to_string(),
                 r.passes_per_epoch.to_string(),
-                r.time_ratio_to_adam.map_or(String::new(), |t| t.to_string()),
+                r.time_ratio_to_adam
+                    .map_or(String::new(), |t| t.to_string()),
                 r.seeds_finished.to_string(),
                 r.seeds_expected.to_string(),
             ])?;
@@ -388,16 +437,25 @@ impl Comparison {
     pub fn plot(&self, path: &Path) -> Result<()> {
         use plotters::prelude::*;
 
-        let datasets: Vec<&String> =
-            self.grid.datasets.iter().filter(|d| self.rows.iter().any(|r| &r.dataset == *d)).collect();
+        let datasets: Vec<&String> = self
+            .grid
+            .datasets
+            .iter()
+            .filter(|d| self.rows.iter().any(|r| &r.dataset == *d))
+            .collect();
         let panels = datasets.len().max(1);
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (420 * panels as u32, 360)).into_drawing_area();
+            let root =
+                SVGBackend::with_string(&mut svg, (420 * panels as u32, 360)).into_drawing_area();
             root.fill(&WHITE).map_err(plot_err)?;
             let areas = root.split_evenly((1, panels));
             for (area, dataset) in areas.iter().zip(&datasets) {
-                let rows: Vec<&ComparisonRow> = self.rows.iter().filter(|r| &r.dataset == *dataset).collect();
+                let rows: Vec<&ComparisonRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| &r.dataset == *dataset)
+                    .collect();
                 let points: Vec<(f64, f64, &str)> = rows
                     .iter()
                     .filter(|r| r.test_mean.is_finite() && r.seconds_per_epoch.is_finite())
@@ -420,22 +478,30 @@ impl Comparison {
                     .draw()
                     .map_err(plot_err)?;
                 for (k, &(x, y, name)) in points.iter().enumerate() {
-                    let colour = Palette99::pick(k).to_rgba();
+                    let colour = optimizer_colour(name, k);
+                    // Label offset from the point so it never hides the marker.
+                    let marker = EmptyElement::at((x, y))
+                        + Circle::new((0, 0), 5, colour.filled())
+                        + Text::new(name.to_string(), (7, -16), ("sans-serif", 14).into_font());
                     chart
-                        .draw_series(std::iter::once(Circle::new((x, y), 5, colour.filled())))
-                        .map_err(plot_err)?;
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            name.to_string(),
-                            (x, y),
-                            ("sans-serif", 14).into_font(),
-                        )))
+                        .draw_series(std::iter::once(marker))
                         .map_err(plot_err)?;
                 }
             }
             root.present().map_err(plot_err)?;
         }
         write_atomic(path, svg.as_bytes())
+    }
+}
+
+/// Fixed colours for the usual optimizers, so plots of different runs agree.
+fn optimizer_colour(name: &str, k: usize) -> plotters::style::RGBAColor {
+    use plotters::style::{BLACK, BLUE, Color, Palette, Palette99, RED};
+    match name {
+        "adam" => BLACK.to_rgba(),
+        "sam" => BLUE.to_rgba(),
+        "graphsam" => RED.to_rgba(),
+        _ => Palette99::pick(k + 3).to_rgba(),
     }
 }
 
@@ -449,8 +515,12 @@ fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let pad = ((hi - lo) * 0.15).max(hi.abs() * 0.05).max(1e-6);
-    let lo = if from_zero { 0.0 } else { lo - pad };
-    (lo, hi + pad)
+    // Times start at 0 and leave room on the right for the labels.
+    if from_zero {
+        (0.0, hi + 3.0 * pad)
+    } else {
+        (lo - pad, hi + 2.0 * pad)
+    }
 }
 
 fn plot_err<E: fmt::Display>(e: E) -> anyhow::Error {
@@ -469,7 +539,11 @@ mod tests {
             model: "compt".into(),
             seed,
             metric: Metric::Rmse,
-            test: MetricScore { metric: Metric::Rmse, value: test, per_task: vec![Some(test)] },
+            test: MetricScore {
+                metric: Metric::Rmse,
+                value: test,
+                per_task: vec![Some(test)],
+            },
             best_valid: Some(1.0),
             best_epoch: seed as usize,
             epochs_run: 3,
@@ -489,11 +563,18 @@ mod tests {
             summary("esol", "sam", 0, 0.5, 4.0),
             summary("bbbp", "sam", 0, 0.7, 1.0),
         ];
-        let grid = Grid { datasets: vec!["esol".into(), "bbbp".into()], optimizers: vec!["adam".into(), "sam".into()], seeds: 2 };
+        let grid = Grid {
+            datasets: vec!["esol".into(), "bbbp".into()],
+            optimizers: vec!["adam".into(), "sam".into()],
+            seeds: 2,
+        };
         let c = compare(&s, Some(&grid));
         assert_eq!(c.rows.len(), 3);
         let adam = &c.rows[0];
-        assert_eq!((adam.dataset.as_str(), adam.optimizer.as_str()), ("esol", "adam"));
+        assert_eq!(
+            (adam.dataset.as_str(), adam.optimizer.as_str()),
+            ("esol", "adam")
+        );
         assert_eq!(adam.test_mean, 2.0);
         assert!((adam.test_std - 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(adam.mean_best_epoch, 0.5);
@@ -501,12 +582,24 @@ mod tests {
         assert_eq!(c.rows[1].time_ratio_to_adam, Some(2.0));
         assert_eq!(c.rows[2].time_ratio_to_adam, None, "no Adam on bbbp");
         let missing: Vec<String> = c.missing.iter().map(|m| m.to_string()).collect();
-        assert_eq!(missing, ["esol/sam/1", "bbbp/adam/0", "bbbp/adam/1", "bbbp/sam/1"]);
+        assert_eq!(
+            missing,
+            ["esol/sam/1", "bbbp/adam/0", "bbbp/adam/1", "bbbp/sam/1"]
+        );
         let md = c.markdown();
-        assert!(md.contains("| bbbp | sam | rmse ↓ | 0.7000 ± 0.0000 | 0.0 | 1.000 | 4.0 | - | 1/2 |"), "{md}");
+        assert!(
+            md.contains("| bbbp | sam | rmse ↓ | 0.7000 ± 0.0000 | 0.0 | 1.000 | 4.0 | - | 1/2 |"),
+            "{md}"
+        );
         let csv = c.csv().unwrap();
         assert_eq!(csv.lines().count(), 4);
-        assert!(csv.lines().nth(3).unwrap().starts_with("bbbp,sam,rmse,0.7,0,0,1,4,,1,2"), "{csv}");
+        assert!(
+            csv.lines()
+                .nth(3)
+                .unwrap()
+                .starts_with("bbbp,sam,rmse,0.7,0,0,1,4,,1,2"),
+            "{csv}"
+        );
     }
 
     #[test]
@@ -524,12 +617,18 @@ mod tests {
 
     #[test]
     fn shards_are_parsed_zero_based_and_validated() {
-        assert_eq!("2/8".parse::<Shard>().unwrap(), Shard { index: 2, count: 8 });
+        assert_eq!(
+            "2/8".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 8 }
+        );
         assert!("8/8".parse::<Shard>().unwrap_err().contains("0-based"));
         assert!("0/0".parse::<Shard>().unwrap_err().contains("at least 1"));
         assert!("a/3".parse::<Shard>().unwrap_err().contains("`a`"));
         assert!("3".parse::<Shard>().unwrap_err().contains("INDEX/COUNT"));
         assert!("x/y/z".parse::<Cell>().is_err());
-        assert_eq!("esol/sam/2".parse::<Cell>().unwrap().to_string(), "esol/sam/2");
+        assert_eq!(
+            "esol/sam/2".parse::<Cell>().unwrap().to_string(),
+            "esol/sam/2"
+        );
     }
 }
