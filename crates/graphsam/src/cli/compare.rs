@@ -17,13 +17,12 @@ use clap::Args;
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
-use super::split::parse_sizes;
 use super::train::{load_options, model_spec};
-use super::train_args::{ModelArgs, OptimizerArgs, ScheduleArgs};
-use crate::data::{LoadOptions, MoleculeDataset, Registry, SplitKind};
+use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
+use crate::data::{LoadOptions, MoleculeDataset, Registry};
 use crate::train::compare::{Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare};
 use crate::train::record::{files, read_json, write_json};
-use crate::train::{RunConfig, TrainSettings, run_seed};
+use crate::train::{RunConfig, run_seed};
 
 /// Arguments of `graphsam compare`.
 #[derive(Debug, Args)]
@@ -43,24 +42,8 @@ pub struct CompareArgs {
     pub optimizer_flags: OptimizerArgs,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// random, scaffold, scaffold-deterministic or file:<path>.
-    #[arg(long, default_value = "random")]
-    pub split: SplitKind,
-    /// Split fractions train,valid,test.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
-    pub sizes: Vec<f64>,
-    /// Maximum epochs.
-    #[arg(long, default_value_t = 150)]
-    pub epochs: usize,
-    /// Early stopping: epochs without validation improvement (0 = off).
-    #[arg(long, default_value_t = 20)]
-    pub patience: usize,
-    /// Molecules per step.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
-    #[arg(long)]
-    pub atom_limit: Option<usize>,
+    #[command(flatten)]
+    pub training: LoopArgs,
     /// Comparison folder; cells go to <out>/<dataset>/<optimizer>/seed-<k>/.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -282,7 +265,7 @@ struct Datasets {
 impl Datasets {
     fn new(args: &CompareArgs) -> Self {
         Datasets {
-            options: load_options(args.model.model, args.atom_limit),
+            options: load_options(args.model.model, args.training.atom_limit),
             loaded: HashMap::new(),
         }
     }
@@ -318,17 +301,14 @@ fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Resu
         task_type: dataset.task_type,
         atom_limit,
         model: model_spec(&args.model, dataset),
-        split: args.split.clone(),
-        split_sizes: parse_sizes(&args.sizes)?,
-        train: TrainSettings {
-            epochs: args.epochs,
-            patience: args.patience,
-            batch_size: args.batch_size,
-            seed: cell.seed,
-            optimizer: flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
-            schedule: args.schedule.config(),
+        split: args.training.split.clone(),
+        split_sizes: args.training.split_sizes()?,
+        train: args.training.settings(
+            cell.seed,
+            flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
+            &args.schedule,
             metric,
-        },
+        ),
         backend: args.device.name(),
         graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
     })

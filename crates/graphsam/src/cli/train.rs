@@ -8,11 +8,10 @@ use clap::Args;
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
-use super::split::parse_sizes;
-use super::train_args::{ModelArgs, OptimizerArgs, ScheduleArgs};
-use crate::data::{LoadOptions, MoleculeDataset, SplitKind};
+use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
+use crate::data::{LoadOptions, MoleculeDataset};
 use crate::model::{ModelKind, ModelSpec};
-use crate::train::{RunConfig, RunSummary, TrainSettings, run_seed};
+use crate::train::{RunConfig, RunSummary, run_seed};
 
 /// Arguments of `graphsam train`.
 #[derive(Debug, Args)]
@@ -28,27 +27,11 @@ pub struct TrainArgs {
     pub optimizer_flags: OptimizerArgs,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// random, scaffold, scaffold-deterministic or file:<path>.
-    #[arg(long, default_value = "random")]
-    pub split: SplitKind,
-    /// Split fractions train,valid,test.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
-    pub sizes: Vec<f64>,
     /// Number of repeated runs; run k uses seed k for its split, batches and weights.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
-    /// Maximum epochs.
-    #[arg(long, default_value_t = 150)]
-    pub epochs: usize,
-    /// Early stopping: epochs without validation improvement (0 = off).
-    #[arg(long, default_value_t = 20)]
-    pub patience: usize,
-    /// Molecules per step.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
-    #[arg(long)]
-    pub atom_limit: Option<usize>,
+    #[command(flatten)]
+    pub training: LoopArgs,
     /// Output folder (default runs/<dataset>-<model>-<optimizer>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -84,10 +67,10 @@ pub fn load_options(model: ModelKind, atom_limit: Option<usize>) -> LoadOptions 
 
 /// Runs the command.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let sizes = parse_sizes(&args.sizes)?;
+    let sizes = args.training.split_sizes()?;
     let optimizer = args.optimizer_flags.config(&args.optimizer)?;
     let (spec, _) = args.data.spec()?;
-    let options = load_options(args.model.model, args.atom_limit);
+    let options = load_options(args.model.model, args.training.atom_limit);
     let dataset = args.data.load(&options)?;
     super::report_skipped(&dataset);
     let out = args.out.clone().unwrap_or_else(|| {
@@ -105,17 +88,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             task_type: dataset.task_type,
             atom_limit: options.atom_limit,
             model: model.clone(),
-            split: args.split.clone(),
+            split: args.training.split.clone(),
             split_sizes: sizes,
-            train: TrainSettings {
-                epochs: args.epochs,
-                patience: args.patience,
-                batch_size: args.batch_size,
-                seed,
-                optimizer: optimizer.clone(),
-                schedule: args.schedule.config(),
-                metric: spec.metric,
-            },
+            train: args.training.settings(seed, optimizer.clone(), &args.schedule, spec.metric),
             backend: args.device.name(),
             graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
         };

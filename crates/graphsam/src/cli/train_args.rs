@@ -7,7 +7,9 @@ use graphsam_optim::{
     AdamConfig, AnchorPolicy, BaseOptimizerConfig, NoamLrConfig, OptimizerConfig, RhoDecay,
 };
 
+use crate::data::{Metric, SplitKind, SplitSizes};
 use crate::model::ModelKind;
+use crate::train::TrainSettings;
 
 /// Optimizer flags. Unset flags keep each optimizer's documented default
 /// (ρ 0.05, β 0.99, γ 0.5, λ 1, k 5, α 0.7).
@@ -136,6 +138,55 @@ impl ScheduleArgs {
             max_lr: self.max_lr,
             final_lr: self.final_lr,
             warmup_epochs: self.warmup_epochs,
+        }
+    }
+}
+
+/// Split and training-loop flags shared by `train` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct LoopArgs {
+    /// random, scaffold, scaffold-deterministic or file:<path>.
+    #[arg(long, default_value = "random")]
+    pub split: SplitKind,
+    /// Split fractions train,valid,test.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
+    pub sizes: Vec<f64>,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 150)]
+    pub epochs: usize,
+    /// Early stopping: epochs without validation improvement (0 = off).
+    #[arg(long, default_value_t = 20)]
+    pub patience: usize,
+    /// Molecules per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
+    #[arg(long)]
+    pub atom_limit: Option<usize>,
+}
+
+impl LoopArgs {
+    /// The validated split fractions.
+    pub fn split_sizes(&self) -> Result<SplitSizes> {
+        super::split::parse_sizes(&self.sizes)
+    }
+
+    /// Training settings for one seed with `optimizer`.
+    pub fn settings(
+        &self,
+        seed: u64,
+        optimizer: OptimizerConfig,
+        schedule: &ScheduleArgs,
+        metric: Metric,
+    ) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            patience: self.patience,
+            batch_size: self.batch_size,
+            seed,
+            optimizer,
+            schedule: schedule.config(),
+            metric,
         }
     }
 }
