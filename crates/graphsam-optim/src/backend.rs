@@ -1,11 +1,42 @@
 //! Which burn backend runs the tensors: in burn 0.22 that is a device value,
 //! so switching backends (or turning on a GPU) changes no types, only the
 //! device and the cargo feature that compiles the backend in.
+//!
+//! CPU devices need no set-up. A GPU device goes through
+//! [`ComputeBackend::init`], which asks wgpu for the adapter once per process
+//! and turns "no adapter" into an error instead of a panic deep in a kernel.
 
 use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::Device;
+
+/// Which wgpu adapter a GPU backend runs on.
+///
+/// Defined in every build so a command line can name it even where the
+/// `wgpu` feature is off (and then be told so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GpuAdapter {
+    /// The adapter wgpu ranks best: a high-power GPU first. The variable
+    /// `CUBECL_WGPU_DEFAULT_DEVICE` (e.g. `DiscreteGpu(1)`) overrides it.
+    Best,
+    /// The N-th discrete GPU (0-based), in wgpu's enumeration order.
+    Discrete(usize),
+    /// A software Vulkan implementation such as Mesa's lavapipe: slower
+    /// than the CPU backends, it exists to test the GPU code path on a
+    /// machine without a GPU.
+    Software,
+}
+
+impl fmt::Display for GpuAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuAdapter::Best => f.write_str("the best adapter"),
+            GpuAdapter::Discrete(n) => write!(f, "discrete GPU {n}"),
+            GpuAdapter::Software => f.write_str("a software (CPU) Vulkan adapter"),
+        }
+    }
+}
 
 /// A compute backend compiled into this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,13 +47,67 @@ pub enum ComputeBackend {
     /// burn-ndarray on the CPU (feature `ndarray`, default).
     #[cfg(feature = "ndarray")]
     NdArray,
-    /// wgpu (Vulkan on Linux) on the best adapter (feature `wgpu`).
+    /// wgpu (Vulkan on Linux, Metal on macOS, DX12 on Windows) on the given
+    /// adapter (feature `wgpu`).
     #[cfg(feature = "wgpu")]
-    Wgpu,
+    Wgpu(GpuAdapter),
+}
+
+/// A device ready for tensors, with what runs it.
+#[derive(Clone, Debug)]
+pub struct ReadyDevice {
+    /// The burn device (without autodiff).
+    pub device: Device,
+    /// Human-readable hardware, e.g. `flex (CPU)` or
+    /// `wgpu: NVIDIA H100 80GB HBM3 (Vulkan, DiscreteGpu, driver 550.54)`.
+    pub description: String,
+    /// True when a "GPU" adapter is really a software renderer on the CPU.
+    pub software: bool,
+}
+
+/// The graphics API GPU compute runs on, as wgpu is asked for it.
+#[cfg(target_os = "linux")]
+const GPU_API: &str = "Vulkan";
+#[cfg(target_os = "macos")]
+const GPU_API: &str = "Metal";
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+const GPU_API: &str = "Vulkan, Metal, DX12 or GL";
+#[cfg(target_os = "linux")]
+const GPU_HINT: &str = " (`vulkaninfo --summary` lists the adapters the system offers; Mesa's \
+                        lavapipe, package mesa-vulkan-drivers, is a software one)";
+#[cfg(not(target_os = "linux"))]
+const GPU_HINT: &str = "";
+
+/// A backend that cannot run here: not compiled in, or no adapter found.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BackendUnavailable {
+    /// The build lacks the cargo feature.
+    #[error("backend `{name}` is not available; this build has: {available}")]
+    NotCompiled {
+        /// The name asked for.
+        name: String,
+        /// The names compiled in, comma-separated.
+        available: String,
+    },
+    /// wgpu found no adapter matching the request, or could not open it.
+    #[error(
+        "no GPU for {adapter}: wgpu looked for a {api} adapter and got: {reason}. Check that a \
+         GPU driver with {api} support is installed{hint}",
+        api = GPU_API,
+        hint = GPU_HINT
+    )]
+    NoAdapter {
+        /// What was asked for.
+        adapter: GpuAdapter,
+        /// wgpu's own words.
+        reason: String,
+    },
 }
 
 impl ComputeBackend {
-    /// Every backend compiled in, fastest CPU backend first.
+    /// Every backend compiled in, fastest CPU backend first; a compiled-in
+    /// GPU backend last (as [`GpuAdapter::Best`]), whether or not this
+    /// machine has an adapter for it.
     pub fn available() -> Vec<ComputeBackend> {
         vec![
             #[cfg(feature = "flex")]
@@ -30,17 +115,35 @@ impl ComputeBackend {
             #[cfg(feature = "ndarray")]
             ComputeBackend::NdArray,
             #[cfg(feature = "wgpu")]
-            ComputeBackend::Wgpu,
+            ComputeBackend::Wgpu(GpuAdapter::Best),
         ]
+    }
+
+    /// The CPU backends compiled in, fastest first.
+    pub fn cpu_backends() -> Vec<ComputeBackend> {
+        Self::available()
+            .into_iter()
+            .filter(|b| b.is_cpu())
+            .collect()
+    }
+
+    /// True for the CPU backends (flex, ndarray).
+    pub fn is_cpu(self) -> bool {
+        match self {
+            #[cfg(feature = "wgpu")]
+            ComputeBackend::Wgpu(_) => false,
+            #[allow(unreachable_patterns)]
+            _ => true,
+        }
     }
 
     /// The CPU backend measured fastest for small dense models on 2 cores
     /// (see the crate README): flex when compiled in, else ndarray.
     pub fn default_cpu() -> ComputeBackend {
-        Self::available()
+        Self::cpu_backends()
             .into_iter()
             .next()
-            .expect("graphsam-optim is built with at least one backend feature")
+            .expect("graphsam-optim is built with at least one CPU backend feature")
     }
 
     /// The CLI name: `ndarray`, `flex` or `wgpu`.
@@ -51,11 +154,15 @@ impl ComputeBackend {
             #[cfg(feature = "flex")]
             ComputeBackend::Flex => "flex",
             #[cfg(feature = "wgpu")]
-            ComputeBackend::Wgpu => "wgpu",
+            ComputeBackend::Wgpu(_) => "wgpu",
         }
     }
 
     /// The device without autodiff (inference).
+    ///
+    /// For a GPU backend this is burn's lazy handle: if no adapter exists,
+    /// the first tensor operation panics. Call [`ComputeBackend::init`]
+    /// first to get an error instead.
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; we measured both.
     pub fn device(self) -> Device {
         match self {
@@ -64,13 +171,105 @@ impl ComputeBackend {
             #[cfg(feature = "flex")]
             ComputeBackend::Flex => Device::flex(),
             #[cfg(feature = "wgpu")]
-            ComputeBackend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            ComputeBackend::Wgpu(adapter) => match gpu::init(adapter) {
+                Ok(ready) => ready.device,
+                Err(_) => Device::wgpu(gpu::device_kind(adapter)),
+            },
         }
     }
 
     /// The device with autodiff, for training.
     pub fn autodiff_device(self) -> Device {
         self.device().autodiff()
+    }
+
+    /// Opens the backend: for a GPU, asks wgpu for the adapter (once per
+    /// process and adapter) and reports what was found; for a CPU backend,
+    /// nothing can fail.
+    pub fn init(self) -> Result<ReadyDevice, BackendUnavailable> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            ComputeBackend::Wgpu(adapter) => gpu::init(adapter),
+            #[allow(unreachable_patterns)]
+            cpu => Ok(ReadyDevice {
+                device: cpu.device(),
+                description: format!("{} (CPU)", cpu.name()),
+                software: false,
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod gpu {
+    //! The wgpu runtime can be initialised once per adapter and process, so
+    //! the outcome (device or error) is kept for every later caller.
+
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    #[cfg(target_os = "linux")]
+    use burn::tensor::wgpu::WgpuBackend;
+    use burn::tensor::wgpu::wgpu::DeviceType;
+    use burn::tensor::{Device, DeviceKind};
+
+    use super::{BackendUnavailable, GpuAdapter, ReadyDevice};
+
+    type Outcome = Result<ReadyDevice, BackendUnavailable>;
+
+    pub(super) fn device_kind(adapter: GpuAdapter) -> DeviceKind {
+        match adapter {
+            GpuAdapter::Best => DeviceKind::DefaultDevice,
+            GpuAdapter::Discrete(n) => DeviceKind::DiscreteGpu(n),
+            GpuAdapter::Software => DeviceKind::Cpu,
+        }
+    }
+
+    pub(super) fn init(adapter: GpuAdapter) -> Outcome {
+        static OPENED: OnceLock<Mutex<HashMap<GpuAdapter, Outcome>>> = OnceLock::new();
+        let mut opened = OPENED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        opened
+            .entry(adapter)
+            .or_insert_with(|| open(adapter))
+            .clone()
+    }
+
+    fn open(adapter: GpuAdapter) -> Outcome {
+        let options = Device::wgpu_options().device_kind(device_kind(adapter));
+        // On Linux, compute runs on Vulkan: pinning it also keeps wgpu from
+        // probing EGL, whose Mesa driver complains on headless machines.
+        #[cfg(target_os = "linux")]
+        let options = options.graphics_api(WgpuBackend::Vulkan);
+        let (device, setup) = options
+            .init_with_setup()
+            .map_err(|e| BackendUnavailable::NoAdapter {
+                adapter,
+                reason: e.to_string(),
+            })?;
+        let info = setup.adapter.get_info();
+        let driver = [info.driver.as_str(), info.driver_info.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(ReadyDevice {
+            device,
+            description: format!(
+                "wgpu: {} ({:?}, {:?}{})",
+                info.name,
+                info.backend,
+                info.device_type,
+                if driver.is_empty() {
+                    String::new()
+                } else {
+                    format!(", driver {driver}")
+                }
+            ),
+            software: info.device_type == DeviceType::Cpu,
+        })
     }
 }
 
@@ -80,25 +279,16 @@ impl fmt::Display for ComputeBackend {
     }
 }
 
-/// A backend name that is unknown or not compiled into this build.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("backend `{name}` is not available; this build has: {available}")]
-pub struct UnknownBackend {
-    /// The name asked for.
-    pub name: String,
-    /// The names compiled in, comma-separated.
-    pub available: String,
-}
-
 impl FromStr for ComputeBackend {
-    type Err = UnknownBackend;
+    type Err = BackendUnavailable;
 
+    /// `flex`, `ndarray` or `wgpu` (the best adapter).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase();
         Self::available()
             .into_iter()
             .find(|b| b.name() == wanted)
-            .ok_or_else(|| UnknownBackend {
+            .ok_or_else(|| BackendUnavailable::NotCompiled {
                 name: s.to_string(),
                 available: Self::available()
                     .iter()

@@ -32,10 +32,10 @@ pub mod param_vector;
 pub mod schedule;
 mod state;
 
-pub use backend::ComputeBackend;
+pub use backend::{BackendUnavailable, ComputeBackend, GpuAdapter, ReadyDevice};
 pub use config::{
-    AdamConfig, AnchorPolicy, BaseOptimizerConfig, GraphSamConfig, LookSamConfig,
-    OPTIMIZER_NAMES, OptimizerConfig, SamConfig, SamKConfig, SgdConfig, UnknownOptimizer,
+    AdamConfig, AnchorPolicy, BaseOptimizerConfig, GraphSamConfig, LookSamConfig, OPTIMIZER_NAMES,
+    OptimizerConfig, SamConfig, SamKConfig, SgdConfig, UnknownOptimizer,
 };
 pub use error::{ConfigError, EvalPoint, StateError, StepError, StepWarning};
 pub use optimizer::{PassCounters, SharpnessOptimizer, StepReport};

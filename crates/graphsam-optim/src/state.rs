@@ -60,6 +60,11 @@ impl<M: Module> SharpnessOptimizer<M> {
     /// optimizer of the same kind. State tensors are placed on `device`, which
     /// should be the model's device. The configuration of `self` is kept (the
     /// saved one is informational), so a resumed run may change e.g. ρ₀.
+    ///
+    /// The base optimizer's moments are restored by burn on
+    /// `Device::default()` and move to each parameter's device at the next
+    /// step. With the `wgpu` feature that default is the GPU: set
+    /// `BURN_DEVICE=flex` (as the graphsam binary does) to keep CPU runs off it.
     pub fn load_state(&mut self, bytes: &[u8], device: &Device) -> Result<(), StateError> {
         let saved: SavedState =
             rmp_serde::from_slice(bytes).map_err(|e| StateError::Decode(e.to_string()))?;

@@ -1,6 +1,15 @@
 //! The `graphsam` binary: a thin wrapper over the library's command line.
 
 fn main() -> std::process::ExitCode {
+    // burn 0.22 restores an optimizer's saved moments on `Device::default()`,
+    // which is the GPU whenever the wgpu backend is compiled in (they move to
+    // the parameters' device at the next step). Pin that default to the CPU so
+    // a CPU run never opens, or needs, a GPU; `--device` still picks where the
+    // model runs.
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: first statement of `main`, before any thread exists.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
     match graphsam::cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

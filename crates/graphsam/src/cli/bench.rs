@@ -58,7 +58,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .map(|name| args.optimizer_flags.config(name))
         .collect::<Result<Vec<_>>>()?;
     let dataset = args.data.load(&load_options(args.model.model, None))?;
-    let spec = model_spec(&args.model, &dataset);
+    let spec = model_spec(&args.model, &dataset)?;
     let device = args.device.training_device()?;
     let plain = device.clone().inner();
     let scaler = (dataset.task_type == TaskType::Regression)
@@ -70,7 +70,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .take(args.steps + 1)
         .collect();
     if batches.len() < args.steps + 1 {
-        bail!("{} has too few molecules for {} batches of {}", dataset.name, args.steps + 1, args.batch_size);
+        bail!(
+            "{} has too few molecules for {} batches of {}",
+            dataset.name,
+            args.steps + 1,
+            args.batch_size
+        );
     }
     println!(
         "bench: {} on {} ({} params), batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
@@ -82,7 +87,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.device.name()
     );
     let timings = crate::with_model!(&spec, &plain, 0, |model| {
-        time_steps(model, &dataset, scaler.as_ref(), &batches, &configs, &device)
+        time_steps(
+            model,
+            &dataset,
+            scaler.as_ref(),
+            &batches,
+            &configs,
+            &device,
+        )
     })?;
     let reference = timings
         .iter()
@@ -128,7 +140,12 @@ fn time_steps<M: PropertyModel>(
         .map(|c| {
             let mut opt = c.init::<M>().map_err(|e| anyhow!("{e}"))?;
             opt.start_epoch(0);
-            let timing = Timing { name: c.name().to_string(), seconds: Vec::new(), passes: 0, molecules: 0 };
+            let timing = Timing {
+                name: c.name().to_string(),
+                seconds: Vec::new(),
+                passes: 0,
+                molecules: 0,
+            };
             Ok((opt, model.clone(), timing))
         })
         .collect::<Result<_>>()?;
@@ -147,9 +164,16 @@ fn time_steps<M: PropertyModel>(
                 .step(1e-3, current, |m: &M| {
                     let loss = m.loss(input, task, step as u64);
                     let value: f32 = loss.clone().into_scalar();
-                    Ok::<_, std::convert::Infallible>((value, GradientsParams::from_grads(loss.backward(), m)))
+                    Ok::<_, std::convert::Infallible>((
+                        value,
+                        GradientsParams::from_grads(loss.backward(), m),
+                    ))
                 })
                 .map_err(|e| anyhow!("{}: {e}", timing.name))?;
+            // A GPU runs kernels asynchronously: wait for the update to finish before timing.
+            device
+                .sync()
+                .map_err(|e| anyhow!("{}: device error: {e:?}", timing.name))?;
             let seconds = started.elapsed().as_secs_f64();
             *model = next;
             if step > 0 {

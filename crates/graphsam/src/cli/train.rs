@@ -43,17 +43,8 @@ pub struct TrainArgs {
 }
 
 /// Builds the model spec for a dataset from the model flags.
-pub fn model_spec(args: &ModelArgs, dataset: &MoleculeDataset) -> ModelSpec {
-    let mut spec = args.model.default_spec(&dataset.name, dataset.n_tasks);
-    if let ModelSpec::Compt(c) = &mut spec {
-        if let Some(d) = args.hidden {
-            c.d_model = d;
-        }
-        if let Some(n) = args.layers {
-            c.layers = n;
-        }
-    }
-    spec
+pub fn model_spec(args: &ModelArgs, dataset: &MoleculeDataset) -> Result<ModelSpec> {
+    args.spec(&dataset.name, dataset.n_tasks)
 }
 
 /// Load options for a backbone (CoMPT drops molecules of ≥ 100 atoms, as the reference).
@@ -74,10 +65,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let dataset = args.data.load(&options)?;
     super::report_skipped(&dataset);
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-{}-{}", dataset.name, args.model.model, optimizer.name()))
+        PathBuf::from("runs").join(format!(
+            "{}-{}-{}",
+            dataset.name,
+            args.model.model,
+            optimizer.name()
+        ))
     });
     let device = args.device.training_device()?;
-    let model = model_spec(&args.model, &dataset);
+    let model = model_spec(&args.model, &dataset)?;
     let mut summaries: Vec<RunSummary> = Vec::new();
     for seed in 0..args.seeds {
         let config = RunConfig {
@@ -90,7 +86,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             model: model.clone(),
             split: args.training.split.clone(),
             split_sizes: sizes,
-            train: args.training.settings(seed, optimizer.clone(), &args.schedule, spec.metric),
+            train: args
+                .training
+                .settings(seed, optimizer.clone(), &args.schedule, spec.metric),
             backend: args.device.name(),
             graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
         };

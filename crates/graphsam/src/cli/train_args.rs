@@ -1,6 +1,6 @@
 //! Flags shared by `train`, `bench` and `compare`: model, optimizer, schedule.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 
 use graphsam_optim::{
@@ -8,7 +8,7 @@ use graphsam_optim::{
 };
 
 use crate::data::{Metric, SplitKind, SplitSizes};
-use crate::model::ModelKind;
+use crate::model::{ModelKind, ModelSpec};
 use crate::train::TrainSettings;
 
 /// Optimizer flags. Unset flags keep each optimizer's documented default
@@ -57,11 +57,18 @@ impl OptimizerArgs {
         });
         let only = |flag: &str, set: bool, allowed: &[&str]| -> Result<()> {
             if set && !allowed.contains(&config_name(name)) {
-                bail!("--{flag} does not apply to {name} (only to {})", allowed.join(", "));
+                bail!(
+                    "--{flag} does not apply to {name} (only to {})",
+                    allowed.join(", ")
+                );
             }
             Ok(())
         };
-        only("rho", self.rho.is_some(), &["sam", "graphsam", "sam-k", "looksam"])?;
+        only(
+            "rho",
+            self.rho.is_some(),
+            &["sam", "graphsam", "sam-k", "looksam"],
+        )?;
         only("beta", self.beta.is_some(), &["graphsam"])?;
         only("gamma", self.gamma.is_some(), &["graphsam"])?;
         only("lambda", self.rho_period.is_some(), &["graphsam"])?;
@@ -71,7 +78,12 @@ impl OptimizerArgs {
         only("k", self.k.is_some(), &["sam-k", "looksam"])?;
         only("alpha", self.alpha.is_some(), &["looksam"])?;
         match &mut config {
-            OptimizerConfig::Adam(c) => *c = AdamConfig { weight_decay: self.weight_decay, ..c.clone() },
+            OptimizerConfig::Adam(c) => {
+                *c = AdamConfig {
+                    weight_decay: self.weight_decay,
+                    ..c.clone()
+                }
+            }
             OptimizerConfig::Sam(c) => {
                 c.rho = self.rho.unwrap_or(c.rho);
                 c.adaptive = self.adaptive;
@@ -110,7 +122,9 @@ impl OptimizerArgs {
 }
 
 fn config_name(name: &str) -> &'static str {
-    name.parse::<OptimizerConfig>().map(|c| c.name()).unwrap_or("")
+    name.parse::<OptimizerConfig>()
+        .map(|c| c.name())
+        .unwrap_or("")
 }
 
 /// Learning-rate schedule flags (NoamLR, the same for every optimizer).
@@ -197,12 +211,68 @@ pub struct ModelArgs {
     /// Backbone: compt, grover or dmpnn.
     #[arg(long, default_value = "compt")]
     pub model: ModelKind,
-    /// CoMPT: override the hidden width d (default 256 from the per-dataset table).
+    /// Override the width: CoMPT's d (default from the per-dataset table), GROVER's hidden
+    /// size (default 100; a multiple of its 4 heads), D-MPNN's message and FFN width (default 300).
     #[arg(long)]
     pub hidden: Option<usize>,
-    /// CoMPT: override the number of encoder layers.
+    /// Override the depth: CoMPT's encoder layers, GROVER's attention blocks (default 1),
+    /// D-MPNN's message-passing steps (default 3).
     #[arg(long)]
     pub layers: Option<usize>,
+}
+
+impl ModelArgs {
+    /// The backbone configuration for a dataset, with the overrides applied
+    /// and checked.
+    pub fn spec(&self, dataset: &str, n_tasks: usize) -> Result<ModelSpec> {
+        let mut spec = self.model.default_spec(dataset, n_tasks);
+        match &mut spec {
+            ModelSpec::Compt(c) => {
+                if let Some(d) = self.hidden {
+                    c.d_model = d;
+                }
+                if let Some(n) = self.layers {
+                    c.layers = n;
+                }
+                c.validate()
+                    .map_err(|e| anyhow!("--hidden/--layers: {e}"))?;
+            }
+            ModelSpec::Grover(c) => {
+                if let Some(d) = self.hidden {
+                    if d == 0 || d % c.num_attn_head != 0 {
+                        bail!(
+                            "--hidden {d}: GROVER's width must be a positive multiple of its {} attention heads",
+                            c.num_attn_head
+                        );
+                    }
+                    c.hidden_size = d;
+                }
+                if let Some(n) = self.layers {
+                    if n == 0 {
+                        bail!("--layers 0: GROVER needs at least one multi-head attention block");
+                    }
+                    c.num_mt_block = n;
+                }
+            }
+            ModelSpec::Dmpnn(c) => {
+                if let Some(d) = self.hidden {
+                    if d == 0 {
+                        bail!("--hidden 0: D-MPNN's width must be positive");
+                    }
+                    // chemprop sizes the FFN head like the messages unless told otherwise.
+                    c.hidden_size = d;
+                    c.ffn_hidden_size = d;
+                }
+                if let Some(n) = self.layers {
+                    if n == 0 {
+                        bail!("--layers 0: D-MPNN needs at least one message-passing step");
+                    }
+                    c.depth = n;
+                }
+            }
+        }
+        Ok(spec)
+    }
 }
 
 #[cfg(test)]
@@ -226,8 +296,16 @@ mod tests {
 
     #[test]
     fn graphsam_flags_reach_the_config() {
-        let args = OptimizerArgs { rho: Some(0.1), beta: Some(0.9), anchor_every: Some(7), compounding_rho: true, ..flags() };
-        let OptimizerConfig::GraphSam(c) = args.config("graphsam").unwrap() else { panic!("not graphsam") };
+        let args = OptimizerArgs {
+            rho: Some(0.1),
+            beta: Some(0.9),
+            anchor_every: Some(7),
+            compounding_rho: true,
+            ..flags()
+        };
+        let OptimizerConfig::GraphSam(c) = args.config("graphsam").unwrap() else {
+            panic!("not graphsam")
+        };
         assert_eq!((c.rho, c.beta, c.gamma), (0.1, 0.9, 0.5));
         assert_eq!(c.anchor, AnchorPolicy::Steps { steps: 7 });
         assert_eq!(c.rho_decay, RhoDecay::Compounding);
@@ -235,10 +313,92 @@ mod tests {
 
     #[test]
     fn flags_of_another_optimizer_are_refused_by_name() {
-        let err = OptimizerArgs { beta: Some(0.9), ..flags() }.config("adam").unwrap_err();
-        assert_eq!(err.to_string(), "--beta does not apply to adam (only to graphsam)");
-        let err = OptimizerArgs { rho: Some(-1.0), ..flags() }.config("sam").unwrap_err();
+        let err = OptimizerArgs {
+            beta: Some(0.9),
+            ..flags()
+        }
+        .config("adam")
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--beta does not apply to adam (only to graphsam)"
+        );
+        let err = OptimizerArgs {
+            rho: Some(-1.0),
+            ..flags()
+        }
+        .config("sam")
+        .unwrap_err();
         assert!(err.to_string().contains("rho"), "{err}");
-        assert!(flags().config("adamw").unwrap_err().to_string().contains("unknown optimizer"));
+        assert!(
+            flags()
+                .config("adamw")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown optimizer")
+        );
+    }
+
+    fn model(kind: ModelKind, hidden: Option<usize>, layers: Option<usize>) -> ModelArgs {
+        ModelArgs {
+            model: kind,
+            hidden,
+            layers,
+        }
+    }
+
+    #[test]
+    fn width_and_depth_overrides_reach_every_backbone() {
+        let ModelSpec::Compt(c) = model(ModelKind::Compt, Some(64), Some(2))
+            .spec("bbbp", 1)
+            .unwrap()
+        else {
+            panic!("not compt")
+        };
+        assert_eq!((c.d_model, c.layers), (64, 2));
+        let ModelSpec::Grover(g) = model(ModelKind::Grover, Some(48), Some(2))
+            .spec("bbbp", 1)
+            .unwrap()
+        else {
+            panic!("not grover")
+        };
+        assert_eq!((g.hidden_size, g.num_mt_block, g.num_attn_head), (48, 2, 4));
+        let ModelSpec::Dmpnn(d) = model(ModelKind::Dmpnn, Some(128), Some(5))
+            .spec("esol", 1)
+            .unwrap()
+        else {
+            panic!("not dmpnn")
+        };
+        assert_eq!((d.hidden_size, d.ffn_hidden_size, d.depth), (128, 128, 5));
+        // No flags: the defaults stated in --help.
+        let ModelSpec::Grover(g) = model(ModelKind::Grover, None, None)
+            .spec("bbbp", 1)
+            .unwrap()
+        else {
+            panic!("not grover")
+        };
+        assert_eq!((g.hidden_size, g.num_mt_block), (100, 1));
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_with_the_flag_named() {
+        let err = model(ModelKind::Grover, Some(50), None)
+            .spec("bbbp", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--hidden 50") && err.contains("multiple of its 4"),
+            "{err}"
+        );
+        let err = model(ModelKind::Dmpnn, None, Some(0))
+            .spec("bbbp", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--layers 0"), "{err}");
+        let err = model(ModelKind::Compt, Some(0), None)
+            .spec("bbbp", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--hidden/--layers"), "{err}");
     }
 }

@@ -145,13 +145,27 @@ pub fn run_seed(
         },
     )?;
     let started = Instant::now();
-    // Initialise on the plain device: parameters must be leaves before
-    // `fit` moves them to the autodiff device and marks them trainable.
-    let plain = device_without_autodiff(device);
-    let summary = crate::with_model!(&config.model, &plain, seed, |model| {
-        train_and_test(model, dataset, &split, scaler.as_ref(), config, device, out_dir, observer)
+    // Initialise on the CPU without autodiff: parameters must be leaves
+    // before `fit` moves them to the training device and marks them
+    // trainable, and the backends' generators differ, so drawing on the CPU
+    // gives one seed the same initial weights on every device.
+    let init_device = crate::optim::ComputeBackend::default_cpu().device();
+    let summary = crate::with_model!(&config.model, &init_device, seed, |model| {
+        train_and_test(
+            model,
+            dataset,
+            &split,
+            scaler.as_ref(),
+            config,
+            device,
+            out_dir,
+            observer,
+        )
     })?;
-    let summary = RunSummary { wall_seconds: started.elapsed().as_secs_f64(), ..summary };
+    let summary = RunSummary {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        ..summary
+    };
     write_json(&summary_path, &summary)?;
     // Return exactly what a later call (or `compare --merge`) reads back.
     read_json(&summary_path)
@@ -168,13 +182,29 @@ fn train_and_test<M: PropertyModel>(
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<RunSummary> {
-    let outcome = fit(model, dataset, split, scaler, &config.train, device, Some(out_dir), observer)?;
+    let outcome = fit(
+        model,
+        dataset,
+        split,
+        scaler,
+        &config.train,
+        device,
+        Some(out_dir),
+        observer,
+    )?;
     let plain = device_without_autodiff(device);
     // Reload the saved best model so the reported test metric is exactly
     // what `graphsam predict` will reproduce from the files.
     let best = load_model(outcome.best_model, &out_dir.join(files::BEST_MODEL))?;
-    let test = evaluate_split(&best, dataset, &split.test, scaler, config.train.metric, &plain)
-        .with_context(|| format!("evaluating the test split of {}", dataset.name))?;
+    let test = evaluate_split(
+        &best,
+        dataset,
+        &split.test,
+        scaler,
+        config.train.metric,
+        &plain,
+    )
+    .with_context(|| format!("evaluating the test split of {}", dataset.name))?;
     let epochs = outcome.history.len().max(1) as f64;
     Ok(RunSummary {
         dataset: dataset.name.clone(),
@@ -189,7 +219,11 @@ fn train_and_test<M: PropertyModel>(
         stopped_early: outcome.stopped_early,
         split_sizes: split.sizes(),
         seconds_per_epoch: outcome.history.iter().map(|r| r.train_seconds).sum::<f64>() / epochs,
-        passes_per_epoch: outcome.history.iter().map(|r| r.forward_passes as f64).sum::<f64>()
+        passes_per_epoch: outcome
+            .history
+            .iter()
+            .map(|r| r.forward_passes as f64)
+            .sum::<f64>()
             / epochs,
         wall_seconds: 0.0,
     })
