@@ -265,6 +265,14 @@ fn bad_flags_are_refused_before_any_training() {
         "{}",
         text(&o)
     );
+    let o = compare(data.path(), &["--device", "tpu", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("unknown --device `tpu`"), "{}", text(&o));
+    // A GPU the machine lacks is found out once, before the children start.
+    let o = compare(data.path(), &["--device", "gpu:99", "--jobs", "2", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let expected = if cfg!(feature = "gpu") { "no GPU for discrete GPU 99" } else { "built without GPU support" };
+    assert!(text(&o).contains(expected), "{}", text(&o));
     assert!(!out.exists(), "nothing written");
 }
 

@@ -173,6 +173,11 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    // A bad --device, or a GPU this machine lacks, stops the command here
+    // rather than failing in every child.
+    if !args.device.backend()?.is_cpu() {
+        args.device.open()?;
+    }
     let record_path = out.join(GRID_FILE);
     let recorded = if record_path.exists() {
         let old: GridRecord = read_json(&record_path)?;
