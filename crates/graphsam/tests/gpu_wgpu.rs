@@ -8,32 +8,15 @@
 #![cfg(feature = "gpu")]
 
 use burn::tensor::Device;
-use graphsam::data::{
-    BatchLayout, DatasetSpec, LoadOptions, Metric, MoleculeDataset, Split, TaskType,
-};
+use graphsam::data::{BatchLayout, Metric, MoleculeDataset, Split, TaskType};
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::{ModelSpec, PropertyModel};
 use graphsam::optim::{ComputeBackend, GpuAdapter, NoamLrConfig, StepReport};
 use graphsam::train::{TrainObserver, TrainSettings, fit};
 
-const SMILES: [&str; 16] = [
-    "CCO",
-    "CCN",
-    "CCC",
-    "c1ccccc1",
-    "c1ccccc1O",
-    "CC(=O)O",
-    "CC(=O)N",
-    "c1ccncc1",
-    "OCCO",
-    "NCCN",
-    "CC(C)O",
-    "CC(C)N",
-    "C1CCCCC1",
-    "C1CCNCC1",
-    "CC#N",
-    "[Na+].[Cl-]",
-];
+mod common;
+
+use common::SMILES;
 
 /// Relative tolerance on each step's loss. f32 kernels on two backends sum
 /// in different orders (~1e-6 relative per op); over 12 steps of Adam that
@@ -50,31 +33,6 @@ impl TrainObserver for Steps {
     fn step_finished(&mut self, report: &StepReport, _molecules: usize) {
         self.0.push(report.clone());
     }
-}
-
-fn dataset() -> MoleculeDataset {
-    let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("smiles,y\n");
-    for s in SMILES {
-        csv.push_str(&format!(
-            "{s},{}\n",
-            (s.contains('N') || s.contains('n')) as u8
-        ));
-    }
-    let path = dir.path().join("tiny.csv");
-    std::fs::write(&path, csv).unwrap();
-    let spec = DatasetSpec::custom(
-        "tiny.csv",
-        "smiles",
-        vec!["y".into()],
-        TaskType::Classification,
-    );
-    MoleculeDataset::load(
-        &path,
-        &spec,
-        &LoadOptions::for_features(ModelSpec::Compt(ComptConfig::tiny(1)).feature_set()),
-    )
-    .unwrap()
 }
 
 /// The GPU to test: the best adapter, else a software one; `None` when
@@ -145,8 +103,8 @@ fn compt_with_graphsam_on_wgpu_follows_the_cpu_trajectory() {
         return;
     };
     eprintln!("GPU under test: {description}");
-    let data = dataset();
     let spec = ModelSpec::Compt(ComptConfig::tiny(1));
+    let data = common::tiny_classification(spec.feature_set());
     let cpu = ComputeBackend::default_cpu();
     // One initialisation, made on the CPU and copied to both devices: the
     // backends' random generators differ, the trajectories must not.

@@ -1,8 +1,7 @@
 //! Every optimizer trains every backbone: a few epochs on a tiny fixture
 //! lower the training loss, for CoMPT, GROVER and D-MPNN alike.
 
-use graphsam::data::{DatasetSpec, LoadOptions, Metric, MoleculeDataset, Split, TaskType};
-use graphsam::features::FeatureSet;
+use graphsam::data::{Metric, MoleculeDataset, Split};
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::dmpnn::DmpnnConfig;
 use graphsam::model::grover::GroverConfig;
@@ -10,23 +9,9 @@ use graphsam::model::{ModelSpec, PropertyModel};
 use graphsam::optim::{ComputeBackend, NoamLrConfig, OPTIMIZER_NAMES};
 use graphsam::train::{SilentObserver, TrainSettings, fit};
 
-const SMILES: [&str; 16] = [
-    "CCO", "CCN", "CCC", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CC(=O)N", "c1ccncc1",
-    "OCCO", "NCCN", "CC(C)O", "CC(C)N", "C1CCCCC1", "C1CCNCC1", "CC#N", "[Na+].[Cl-]",
-];
+mod common;
 
-fn dataset(features: FeatureSet) -> MoleculeDataset {
-    let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("smiles,y\n");
-    for s in SMILES {
-        let label = (s.contains('N') || s.contains('n')) as u8;
-        csv.push_str(&format!("{s},{label}\n"));
-    }
-    let path = dir.path().join("tiny.csv");
-    std::fs::write(&path, csv).unwrap();
-    let spec = DatasetSpec::custom("tiny.csv", "smiles", vec!["y".into()], TaskType::Classification);
-    MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(features)).unwrap()
-}
+use common::SMILES;
 
 fn first_and_last_loss<M: PropertyModel>(model: M, data: &MoleculeDataset, optimizer: &str) -> (f64, f64) {
     let all: Vec<usize> = (0..data.len()).collect();
@@ -56,7 +41,7 @@ fn every_optimizer_lowers_the_loss_of_every_backbone() {
         ModelSpec::Grover(GroverConfig::tiny(1).with_atom_dim(151).with_bond_dim(14)),
     ];
     for spec in &specs {
-        let data = dataset(spec.feature_set());
+        let data = common::tiny_classification(spec.feature_set());
         assert_eq!(data.len(), SMILES.len());
         for optimizer in OPTIMIZER_NAMES {
             let (first, last) = graphsam::with_model!(spec, &plain, 7, |model| {
