@@ -228,49 +228,29 @@ impl ModelArgs {
         let mut spec = self.model.default_spec(dataset, n_tasks);
         match &mut spec {
             ModelSpec::Compt(c) => {
-                if let Some(d) = self.hidden {
-                    c.d_model = d;
-                }
-                if let Some(n) = self.layers {
-                    c.layers = n;
-                }
-                c.validate()
-                    .map_err(|e| anyhow!("--hidden/--layers: {e}"))?;
+                c.d_model = self.hidden.unwrap_or(c.d_model);
+                c.layers = self.layers.unwrap_or(c.layers);
             }
             ModelSpec::Grover(c) => {
-                if let Some(d) = self.hidden {
-                    if d == 0 || d % c.num_attn_head != 0 {
-                        bail!(
-                            "--hidden {d}: GROVER's width must be a positive multiple of its {} attention heads",
-                            c.num_attn_head
-                        );
-                    }
-                    c.hidden_size = d;
-                }
-                if let Some(n) = self.layers {
-                    if n == 0 {
-                        bail!("--layers 0: GROVER needs at least one multi-head attention block");
-                    }
-                    c.num_mt_block = n;
-                }
+                c.hidden_size = self.hidden.unwrap_or(c.hidden_size);
+                c.num_mt_block = self.layers.unwrap_or(c.num_mt_block);
             }
             ModelSpec::Dmpnn(c) => {
+                // chemprop sizes the FFN head like the messages unless told otherwise.
                 if let Some(d) = self.hidden {
-                    if d == 0 {
-                        bail!("--hidden 0: D-MPNN's width must be positive");
-                    }
-                    // chemprop sizes the FFN head like the messages unless told otherwise.
                     c.hidden_size = d;
                     c.ffn_hidden_size = d;
                 }
-                if let Some(n) = self.layers {
-                    if n == 0 {
-                        bail!("--layers 0: D-MPNN needs at least one message-passing step");
-                    }
-                    c.depth = n;
-                }
+                c.depth = self.layers.unwrap_or(c.depth);
             }
         }
+        spec.validate().map_err(|e| {
+            let given: Vec<String> = [("hidden", self.hidden), ("layers", self.layers)]
+                .into_iter()
+                .filter_map(|(flag, value)| value.map(|v| format!("--{flag} {v}")))
+                .collect();
+            anyhow!("--hidden/--layers ({}): {e}", given.join(" "))
+        })?;
         Ok(spec)
     }
 }

@@ -61,6 +61,17 @@ impl DmpnnConfig {
             .with_ffn_hidden_size(5)
     }
 
+    /// Why this configuration cannot build a useful network, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hidden_size == 0 {
+            return Err("D-MPNN config: hidden_size must be positive".into());
+        }
+        if self.depth == 0 {
+            return Err("D-MPNN config: depth must be at least 1 (one message-passing step)".into());
+        }
+        Ok(())
+    }
+
     /// Builds the network with weights drawn from `seed` (xavier-normal
     /// matrices, zero biases, as chemprop's `initialize_weights`).
     pub fn init(&self, device: &Device, seed: u64) -> Dmpnn {
@@ -182,45 +193,14 @@ mod tests {
 
     use burn::module::{Module, Param};
     use burn::optim::{AdamConfig, GradientsParams};
-    use burn::tensor::TensorData;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::model::graph_input::fixtures::{MoleculeSketch, bbbp_like, featurize_all, pack};
+    use crate::model::graph_input::fixtures::{
+        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar, sketches,
+    };
     use crate::model::graph_layers::checks::directional_derivative;
-
-    #[allow(deprecated)]
-    fn device() -> Device {
-        Device::ndarray()
-    }
-
-    /// A lone atom, two fragments ("C.C"-like plus a lone atom), a
-    /// six-ring with a tail, and a chain.
-    fn sketches() -> Vec<MoleculeSketch> {
-        let mut ring_with_tail = MoleculeSketch::ring(6);
-        ring_with_tail.n_atoms = 8;
-        ring_with_tail.bonds.extend([(5, 6), (6, 7)]);
-        vec![
-            MoleculeSketch::new(1, &[]),
-            MoleculeSketch::new(3, &[(0, 1)]),
-            ring_with_tail,
-            MoleculeSketch::chain(4),
-        ]
-    }
-
-    fn matrix(values: Vec<f32>, rows: usize, device: &Device) -> Tensor<2> {
-        let cols = values.len() / rows;
-        Tensor::from_data(TensorData::new(values, [rows, cols]), device)
-    }
-
-    fn host(t: Tensor<2>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    fn scalar(t: Tensor<1>) -> f32 {
-        t.into_data().try_to_vec::<f32>().unwrap()[0]
-    }
 
     #[test]
     fn predicts_every_molecule_and_masks_missing_labels() {
@@ -403,12 +383,7 @@ mod tests {
             model.num_params(),
             input.n_atoms(),
             input.n_bonds(),
-            median(&mut times[1..].to_vec())
+            median(&mut times[1..])
         );
-    }
-
-    fn median(values: &mut [f64]) -> f64 {
-        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        values[values.len() / 2]
     }
 }

@@ -299,6 +299,48 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// The CPU device the model tests run on (ndarray: deterministic sums).
+    #[allow(deprecated)]
+    pub fn device() -> Device {
+        Device::ndarray()
+    }
+
+    /// A lone atom, two fragments plus a lone atom, a six-ring with a tail,
+    /// and a chain.
+    pub fn sketches() -> Vec<MoleculeSketch> {
+        let mut ring_with_tail = MoleculeSketch::ring(6);
+        ring_with_tail.n_atoms = 8;
+        ring_with_tail.bonds.extend([(5, 6), (6, 7)]);
+        vec![
+            MoleculeSketch::new(1, &[]),
+            MoleculeSketch::new(3, &[(0, 1)]),
+            ring_with_tail,
+            MoleculeSketch::chain(4),
+        ]
+    }
+
+    /// A row-major `rows × (len / rows)` matrix.
+    pub fn matrix(values: Vec<f32>, rows: usize, device: &Device) -> Tensor<2> {
+        let cols = values.len() / rows;
+        Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+    }
+
+    /// A matrix's values, row-major.
+    pub fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// The value of a one-element tensor.
+    pub fn scalar(t: Tensor<1>) -> f32 {
+        t.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    /// The median (sorts `values`).
+    pub fn median(values: &mut [f64]) -> f64 {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        values[values.len() / 2]
+    }
+
     /// Featurizes several sketches with one seeded generator.
     pub fn featurize_all(
         sketches: &[MoleculeSketch],

@@ -105,14 +105,29 @@ impl GroverConfig {
             .with_num_attn_head(2)
     }
 
+    /// Why this configuration cannot build a network, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let (d, h) = (self.hidden_size, self.num_attn_head);
+        if h == 0 || d == 0 || d % h != 0 {
+            return Err(format!("GROVER config: hidden_size {d} must be a positive multiple of its {h} attention heads"));
+        }
+        if self.num_mt_block == 0 {
+            return Err("GROVER config: num_mt_block must be at least 1 (one multi-head attention block)".into());
+        }
+        Ok(())
+    }
+
     /// Builds the network with weights drawn from `seed`: xavier-normal
     /// matrices, zero biases, LayerNorm γ = 1 (0 with `faithful_init`).
     ///
     /// # Panics
-    /// If `hidden_size` is not a positive multiple of `num_attn_head`.
+    /// If [`validate`](Self::validate) fails: configurations are set by the
+    /// program, not read from user data.
     pub fn init(&self, device: &Device, seed: u64) -> Grover {
-        let (a, b, d, h) = (self.atom_dim, self.bond_dim, self.hidden_size, self.num_attn_head);
-        assert!(h > 0 && d > 0 && d % h == 0, "hidden_size {d} must be a positive multiple of num_attn_head {h}");
+        if let Err(message) = self.validate() {
+            panic!("{message}");
+        }
+        let (a, b, d) = (self.atom_dim, self.bond_dim, self.hidden_size);
         let mut init = ParamInit::new(device, seed, self.faithful_init);
         let blocks = |init: &mut ParamInit<'_>, input_width: usize| {
             (0..self.num_mt_block)
@@ -531,48 +546,17 @@ mod tests {
 
     use burn::module::Module;
     use burn::optim::{AdamConfig, GradientsParams};
-    use burn::tensor::TensorData;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::model::graph_input::fixtures::{MoleculeSketch, bbbp_like, featurize_all, pack};
+    use crate::model::graph_input::fixtures::{
+        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar, sketches,
+    };
     use crate::model::graph_layers::checks::directional_derivative;
-
-    #[allow(deprecated)]
-    fn device() -> Device {
-        Device::ndarray()
-    }
-
-    /// A lone atom, two fragments plus a lone atom, a six-ring with a tail,
-    /// and a chain.
-    fn sketches() -> Vec<MoleculeSketch> {
-        let mut ring_with_tail = MoleculeSketch::ring(6);
-        ring_with_tail.n_atoms = 8;
-        ring_with_tail.bonds.extend([(5, 6), (6, 7)]);
-        vec![
-            MoleculeSketch::new(1, &[]),
-            MoleculeSketch::new(3, &[(0, 1)]),
-            ring_with_tail,
-            MoleculeSketch::chain(4),
-        ]
-    }
 
     fn fixture(device: &Device, seed: u64) -> GraphInput {
         pack(&featurize_all(&sketches(), 6, 3, seed), 6, 3, device)
-    }
-
-    fn matrix(values: Vec<f32>, rows: usize, device: &Device) -> Tensor<2> {
-        let cols = values.len() / rows;
-        Tensor::from_data(TensorData::new(values, [rows, cols]), device)
-    }
-
-    fn host(t: Tensor<2>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    fn scalar(t: Tensor<1>) -> f32 {
-        t.into_data().try_to_vec::<f32>().unwrap()[0]
     }
 
     fn train_logits(model: &Grover, input: &GraphInput, seed: u64) -> Vec<f32> {
@@ -804,14 +788,12 @@ mod tests {
                 let _ = model.head_atom_from_atom.layers[0].weight.val().grad(&grads).unwrap().into_data();
                 times.push(start.elapsed().as_secs_f64());
             }
-            let mut steady = times[1..].to_vec();
-            steady.sort_by(|a, b| a.partial_cmp(b).unwrap());
             println!(
                 "GROVER default ({} params), {} atoms / {} directed bonds, {label}: forward+backward {:.4} s (median of 5 after warm-up)",
                 model.num_params(),
                 input.n_atoms(),
                 input.n_bonds(),
-                steady[steady.len() / 2]
+                median(&mut times[1..])
             );
         }
     }

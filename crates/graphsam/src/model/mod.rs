@@ -265,6 +265,15 @@ impl PartialEq for ModelSpec {
 }
 
 impl ModelSpec {
+    /// Why this configuration cannot build a network, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ModelSpec::Compt(c) => c.validate(),
+            ModelSpec::Grover(c) => c.validate(),
+            ModelSpec::Dmpnn(c) => c.validate(),
+        }
+    }
+
     /// Which backbone.
     pub fn kind(&self) -> ModelKind {
         match self {
