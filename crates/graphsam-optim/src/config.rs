@@ -5,14 +5,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::optimizer::SharpnessOptimizer;
-use crate::schedule::RhoDecay;
+use crate::schedule::{RhoDecay, RstSchedule};
 
 /// Adam (Kingma & Ba 2015) as the base optimizer, through burn's implementation.
 ///
@@ -87,17 +87,29 @@ impl BaseOptimizerConfig {
             BaseOptimizerConfig::Adam(c) => {
                 for (field, v) in [("base.beta_1", c.beta_1), ("base.beta_2", c.beta_2)] {
                     if !(0.0..1.0).contains(&v) {
-                        return Err(ConfigError::new(optimizer, field, format!("must be in [0, 1), got {v}")));
+                        return Err(ConfigError::new(
+                            optimizer,
+                            field,
+                            format!("must be in [0, 1), got {v}"),
+                        ));
                     }
                 }
                 if !(c.epsilon.is_finite() && c.epsilon > 0.0) {
-                    return Err(ConfigError::new(optimizer, "base.epsilon", format!("must be > 0, got {}", c.epsilon)));
+                    return Err(ConfigError::new(
+                        optimizer,
+                        "base.epsilon",
+                        format!("must be > 0, got {}", c.epsilon),
+                    ));
                 }
                 check_non_negative(optimizer, "base.weight_decay", f64::from(c.weight_decay))
             }
             BaseOptimizerConfig::Sgd(c) => {
                 if !(0.0..1.0).contains(&c.momentum) {
-                    return Err(ConfigError::new(optimizer, "base.momentum", format!("must be in [0, 1), got {}", c.momentum)));
+                    return Err(ConfigError::new(
+                        optimizer,
+                        "base.momentum",
+                        format!("must be in [0, 1), got {}", c.momentum),
+                    ));
                 }
                 check_non_negative(optimizer, "base.weight_decay", f64::from(c.weight_decay))
             }
@@ -123,7 +135,9 @@ impl BaseOptimizerConfig {
                 if c.momentum > 0.0 {
                     // Dampening 0 makes it PyTorch's classical momentum.
                     sgd = sgd.with_momentum(Some(
-                        MomentumConfig::new().with_momentum(c.momentum).with_dampening(0.0),
+                        MomentumConfig::new()
+                            .with_momentum(c.momentum)
+                            .with_dampening(0.0),
                     ));
                 }
                 if c.weight_decay > 0.0 {
@@ -209,6 +223,18 @@ pub struct GraphSamConfig {
     /// Clip ε per parameter tensor to this radius (authors' code, where it
     /// equals ρ and decays with it). Default none.
     pub radius: Option<f64>,
+    /// Reproduce three further details of the authors' code as it ran on a
+    /// GPU with torch 1.x (off by default; needs `radius`):
+    ///
+    /// 1. Between anchors their ε is scaled by ρ/(‖0‖ + 1e-12): the norm is
+    ///    taken of gradients already zeroed, so every tensor's ε lands exactly
+    ///    on the radius, ε_t = r_e d_t/‖d_t‖ with d = w²⊙g_h (adaptive) or g_h.
+    /// 2. With `normalize_per_tensor`, g_s is divided by ‖g_s + 1e-8‖, the
+    ///    1e-8 added to every entry (their `torch.norm(g + 1e-8)`).
+    /// 3. The gradient at w+ε is multiplied by the loss there,
+    ///    L(w+ε)·∇L(w+ε) (their closure calls `loss.backward(loss.detach())`);
+    ///    the base optimizer receives, and g_s keeps, this scaled gradient.
+    pub reference_quirks: bool,
     /// Base optimizer. Default Adam.
     pub base: BaseOptimizerConfig,
 }
@@ -225,21 +251,26 @@ impl Default for GraphSamConfig {
             adaptive: false,
             normalize_per_tensor: false,
             radius: None,
+            reference_quirks: false,
             base: BaseOptimizerConfig::default(),
         }
     }
 }
 
 impl GraphSamConfig {
-    /// The configuration that mimics the authors' released code (GPU run):
-    /// |w|² weighting, per-tensor g_s normalisation, per-tensor radius clip at ρ,
-    /// compounding ρ decay.
+    /// What the authors' released code (GraphSAM `sam.py` of CoMPT-main)
+    /// computed when run on a GPU with torch 1.x: |w|² weighting, per-tensor
+    /// g_s normalisation by ‖g_s + 1e-8‖, ε clipped per tensor to a radius
+    /// (0.05, their default, decaying with ρ) at anchors and set exactly to it
+    /// between anchors, the perturbed gradient scaled by its loss, and the
+    /// compounding ρ decay. See [`GraphSamConfig::reference_quirks`].
     pub fn reference_code() -> Self {
         Self {
             adaptive: true,
             normalize_per_tensor: true,
             radius: Some(0.05),
             rho_decay: RhoDecay::Compounding,
+            reference_quirks: true,
             ..Self::default()
         }
     }
@@ -300,8 +331,79 @@ impl Default for LookSamConfig {
     }
 }
 
+/// AE-SAM (Jiang, Yang, Zhang & Kwok, "An Adaptive Policy to Employ
+/// Sharpness-Aware Minimization", ICLR 2023).
+///
+/// Every step takes g = ∇L(w) and updates EMAs of the mean and variance of
+/// ‖g‖²: μ_t = δμ + (1−δ)‖g‖², σ²_t = δσ² + (1−δ)(‖g‖² − μ_t)² (both start
+/// at 0). When ‖g‖² ≥ μ_t + c_t σ_t (a sharp region) it takes a SAM step,
+/// ε = ρ g/‖g‖ and update with ∇L(w+ε); otherwise a base step with g.
+/// c_t = (t/T) λ₁ + (1 − t/T) λ₂ moves linearly from λ₂ at the first step
+/// to λ₁ at the last, so SAM steps grow more frequent as training proceeds.
+/// T is the run's length, given by [`SharpnessOptimizer::set_total_steps`].
+/// S + (number of SAM steps) passes per S steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AeSamConfig {
+    /// Radius ρ of the SAM steps. Default 0.05.
+    pub rho: f64,
+    /// δ, the EMA factor of the ‖g‖² statistics. Default 0.9 (the paper).
+    pub delta: f64,
+    /// λ₁, the threshold factor c_t reached at the last step. Default −1.
+    pub lambda1: f64,
+    /// λ₂, the threshold factor c_t at the first step. Default 1.
+    pub lambda2: f64,
+    /// Base optimizer. Default Adam.
+    pub base: BaseOptimizerConfig,
+}
+
+impl Default for AeSamConfig {
+    fn default() -> Self {
+        Self {
+            rho: 0.05,
+            delta: 0.9,
+            lambda1: -1.0,
+            lambda2: 1.0,
+            base: BaseOptimizerConfig::default(),
+        }
+    }
+}
+
+/// RST (Zhao, Zhang & Hu, "Randomized Sharpness-Aware Training for Boosting
+/// Computational Efficiency in Deep Learning", 2022; SS-SAM in its first
+/// version): at step t a Bernoulli trial with probability p_t picks a SAM
+/// step (ε = ρ g/‖g‖, update with ∇L(w+ε)) or a base step with g.
+///
+/// The draw is a hash of (`seed`, t), not a stateful generator, so a run is
+/// reproducible and a resumed run draws exactly what the uninterrupted one
+/// would have. Expected passes per S steps: S (1 + mean p_t).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RstConfig {
+    /// Radius ρ of the SAM steps. Default 0.05.
+    pub rho: f64,
+    /// How p_t evolves over the run. Default constant 0.5.
+    pub schedule: RstSchedule,
+    /// Seed of the per-step draws. Default 0 (graphsam uses the run's seed).
+    pub seed: u64,
+    /// Base optimizer. Default Adam.
+    pub base: BaseOptimizerConfig,
+}
+
+impl Default for RstConfig {
+    fn default() -> Self {
+        Self {
+            rho: 0.05,
+            schedule: RstSchedule::default(),
+            seed: 0,
+            base: BaseOptimizerConfig::default(),
+        }
+    }
+}
+
 /// Any optimizer of the family; the CLI names are `adam`, `sam`, `graphsam`,
-/// `sam-k` and `looksam` (see [`FromStr`] and [`OptimizerConfig::name`]).
+/// `sam-k`, `looksam`, `ae-sam` and `rst` (see [`FromStr`] and
+/// [`OptimizerConfig::name`]).
 ///
 /// Serialises internally tagged: `{"name": "graphsam", "rho": 0.05, ...}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -320,6 +422,11 @@ pub enum OptimizerConfig {
     /// LookSAM.
     #[serde(rename = "looksam")]
     LookSam(LookSamConfig),
+    /// AE-SAM: SAM only where ‖g‖² is unusually large.
+    #[serde(rename = "ae-sam")]
+    AeSam(AeSamConfig),
+    /// RST: SAM with probability p_t.
+    Rst(RstConfig),
 }
 
 impl Default for OptimizerConfig {
@@ -329,10 +436,12 @@ impl Default for OptimizerConfig {
 }
 
 /// The CLI names, in the order the family is usually listed.
-pub const OPTIMIZER_NAMES: [&str; 5] = ["adam", "sam", "graphsam", "sam-k", "looksam"];
+pub const OPTIMIZER_NAMES: [&str; 7] = [
+    "adam", "sam", "graphsam", "sam-k", "looksam", "ae-sam", "rst",
+];
 
 impl OptimizerConfig {
-    /// The CLI name: `adam`, `sam`, `graphsam`, `sam-k` or `looksam`.
+    /// The CLI name: one of [`OPTIMIZER_NAMES`].
     pub fn name(&self) -> &'static str {
         match self {
             OptimizerConfig::Adam(_) => "adam",
@@ -340,6 +449,8 @@ impl OptimizerConfig {
             OptimizerConfig::GraphSam(_) => "graphsam",
             OptimizerConfig::SamK(_) => "sam-k",
             OptimizerConfig::LookSam(_) => "looksam",
+            OptimizerConfig::AeSam(_) => "ae-sam",
+            OptimizerConfig::Rst(_) => "rst",
         }
     }
 
@@ -351,6 +462,8 @@ impl OptimizerConfig {
             OptimizerConfig::GraphSam(c) => c.base.clone(),
             OptimizerConfig::SamK(c) => c.base.clone(),
             OptimizerConfig::LookSam(c) => c.base.clone(),
+            OptimizerConfig::AeSam(c) => c.base.clone(),
+            OptimizerConfig::Rst(c) => c.base.clone(),
         }
     }
 
@@ -361,13 +474,19 @@ impl OptimizerConfig {
             OptimizerConfig::Adam(_) => match base {
                 BaseOptimizerConfig::Adam(a) => OptimizerConfig::Adam(a),
                 BaseOptimizerConfig::Sgd(_) => {
-                    return Err(ConfigError::new("adam", "base", "plain Adam cannot take an SGD base"));
+                    return Err(ConfigError::new(
+                        "adam",
+                        "base",
+                        "plain Adam cannot take an SGD base",
+                    ));
                 }
             },
             OptimizerConfig::Sam(c) => OptimizerConfig::Sam(SamConfig { base, ..c }),
             OptimizerConfig::GraphSam(c) => OptimizerConfig::GraphSam(GraphSamConfig { base, ..c }),
             OptimizerConfig::SamK(c) => OptimizerConfig::SamK(SamKConfig { base, ..c }),
             OptimizerConfig::LookSam(c) => OptimizerConfig::LookSam(LookSamConfig { base, ..c }),
+            OptimizerConfig::AeSam(c) => OptimizerConfig::AeSam(AeSamConfig { base, ..c }),
+            OptimizerConfig::Rst(c) => OptimizerConfig::Rst(RstConfig { base, ..c }),
         })
     }
 
@@ -379,6 +498,28 @@ impl OptimizerConfig {
             OptimizerConfig::GraphSam(c) => Some(c.rho),
             OptimizerConfig::SamK(c) => Some(c.rho),
             OptimizerConfig::LookSam(c) => Some(c.rho),
+            OptimizerConfig::AeSam(c) => Some(c.rho),
+            OptimizerConfig::Rst(c) => Some(c.rho),
+        }
+    }
+
+    /// The same optimizer with RST's draws seeded by `seed`; the others have
+    /// no randomness and are returned unchanged.
+    pub fn with_seed(self, seed: u64) -> Self {
+        match self {
+            OptimizerConfig::Rst(c) => OptimizerConfig::Rst(RstConfig { seed, ..c }),
+            other => other,
+        }
+    }
+
+    /// Whether steps need the run's length T
+    /// ([`SharpnessOptimizer::set_total_steps`]): AE-SAM's threshold schedule
+    /// and RST's non-constant probability schedules do.
+    pub fn needs_total_steps(&self) -> bool {
+        match self {
+            OptimizerConfig::AeSam(_) => true,
+            OptimizerConfig::Rst(c) => c.schedule.needs_total_steps(),
+            _ => false,
         }
     }
 
@@ -393,10 +534,18 @@ impl OptimizerConfig {
             OptimizerConfig::Adam(_) | OptimizerConfig::Sam(_) => Ok(()),
             OptimizerConfig::GraphSam(c) => {
                 if !(0.0..1.0).contains(&c.beta) {
-                    return Err(ConfigError::new(name, "beta", format!("must be in [0, 1), got {}", c.beta)));
+                    return Err(ConfigError::new(
+                        name,
+                        "beta",
+                        format!("must be in [0, 1), got {}", c.beta),
+                    ));
                 }
                 if !(c.gamma.is_finite() && c.gamma > 0.0) {
-                    return Err(ConfigError::new(name, "gamma", format!("must be > 0, got {}", c.gamma)));
+                    return Err(ConfigError::new(
+                        name,
+                        "gamma",
+                        format!("must be > 0, got {}", c.gamma),
+                    ));
                 }
                 if c.rho_period == 0 {
                     return Err(ConfigError::new(name, "rho_period", "must be ≥ 1 epoch"));
@@ -407,7 +556,18 @@ impl OptimizerConfig {
                 if let Some(r) = c.radius
                     && !(r.is_finite() && r > 0.0)
                 {
-                    return Err(ConfigError::new(name, "radius", format!("must be > 0, got {r}")));
+                    return Err(ConfigError::new(
+                        name,
+                        "radius",
+                        format!("must be > 0, got {r}"),
+                    ));
+                }
+                if c.reference_quirks && c.radius.is_none() {
+                    return Err(ConfigError::new(
+                        name,
+                        "reference_quirks",
+                        "needs `radius` (between anchors the authors' ε is exactly the radius)",
+                    ));
                 }
                 Ok(())
             }
@@ -416,6 +576,26 @@ impl OptimizerConfig {
                 check_period(name, c.k)?;
                 check_non_negative(name, "alpha", c.alpha)
             }
+            OptimizerConfig::AeSam(c) => {
+                if !(0.0..1.0).contains(&c.delta) {
+                    return Err(ConfigError::new(
+                        name,
+                        "delta",
+                        format!("must be in [0, 1), got {}", c.delta),
+                    ));
+                }
+                for (field, v) in [("lambda1", c.lambda1), ("lambda2", c.lambda2)] {
+                    if !v.is_finite() {
+                        return Err(ConfigError::new(
+                            name,
+                            field,
+                            format!("must be finite, got {v}"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            OptimizerConfig::Rst(c) => c.schedule.validate(name),
         }
     }
 
@@ -426,11 +606,19 @@ impl OptimizerConfig {
     }
 }
 
-fn check_non_negative(optimizer: &'static str, field: &'static str, v: f64) -> Result<(), ConfigError> {
+fn check_non_negative(
+    optimizer: &'static str,
+    field: &'static str,
+    v: f64,
+) -> Result<(), ConfigError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(ConfigError::new(optimizer, field, format!("must be a finite number ≥ 0, got {v}")))
+        Err(ConfigError::new(
+            optimizer,
+            field,
+            format!("must be a finite number ≥ 0, got {v}"),
+        ))
     }
 }
 
@@ -444,7 +632,9 @@ fn check_period(optimizer: &'static str, k: u64) -> Result<(), ConfigError> {
 
 /// An optimizer name that is not one of [`OPTIMIZER_NAMES`].
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("unknown optimizer `{0}`; expected one of adam, sam, graphsam, sam-k, looksam")]
+#[error(
+    "unknown optimizer `{0}`; expected one of adam, sam, graphsam, sam-k, looksam, ae-sam, rst"
+)]
 pub struct UnknownOptimizer(pub String);
 
 impl FromStr for OptimizerConfig {
@@ -458,6 +648,8 @@ impl FromStr for OptimizerConfig {
             "graphsam" => OptimizerConfig::GraphSam(GraphSamConfig::default()),
             "sam-k" => OptimizerConfig::SamK(SamKConfig::default()),
             "looksam" => OptimizerConfig::LookSam(LookSamConfig::default()),
+            "ae-sam" | "aesam" => OptimizerConfig::AeSam(AeSamConfig::default()),
+            "rst" => OptimizerConfig::Rst(RstConfig::default()),
             _ => return Err(UnknownOptimizer(s.to_string())),
         })
     }
@@ -490,5 +682,7 @@ into_optimizer_config!(
     SamConfig => Sam,
     GraphSamConfig => GraphSam,
     SamKConfig => SamK,
-    LookSamConfig => LookSam
+    LookSamConfig => LookSam,
+    AeSamConfig => AeSam,
+    RstConfig => Rst
 );

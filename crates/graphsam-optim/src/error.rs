@@ -15,7 +15,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(optimizer: &'static str, field: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        optimizer: &'static str,
+        field: &'static str,
+        problem: impl Into<String>,
+    ) -> Self {
         Self {
             optimizer,
             field,
@@ -42,9 +46,9 @@ impl fmt::Display for EvalPoint {
     }
 }
 
-/// Why a step failed. The model passed to the step is dropped; the optimizer
-/// state is left as it was before the step, so a checkpoint taken before it is
-/// still consistent.
+/// Why a step failed. The optimizer state is left as it was before the step
+/// (pass counters excepted), so a checkpoint taken before it is still
+/// consistent; [`StepFailure`] hands the unchanged model back with it.
 #[derive(Debug)]
 pub enum StepError<E> {
     /// The trainer's loss-and-gradient closure failed.
@@ -58,6 +62,15 @@ pub enum StepError<E> {
         /// Where it was evaluated.
         point: EvalPoint,
     },
+    /// The optimizer was used without a call it needs; nothing was evaluated.
+    MissingCall {
+        /// The optimizer's CLI name.
+        optimizer: &'static str,
+        /// The call to make, e.g. `start_epoch(epoch)`.
+        call: &'static str,
+        /// Why the optimizer needs it.
+        why: &'static str,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for StepError<E> {
@@ -69,11 +82,56 @@ impl<E: fmt::Display> fmt::Display for StepError<E> {
                 "non-finite training loss {loss} at step {step} (evaluated at {point}); \
                  lower the learning rate or check the data for extreme targets"
             ),
+            StepError::MissingCall {
+                optimizer,
+                call,
+                why,
+            } => {
+                write!(f, "{optimizer}: call `{call}` before stepping ({why})")
+            }
         }
     }
 }
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for StepError<E> {}
+
+/// A failed step: the error, and the model the step was given, unchanged, so
+/// the caller can save it, lower the learning rate or skip the batch.
+pub struct StepFailure<M, E> {
+    /// The model as it was passed to the step.
+    pub model: M,
+    /// Why the step failed.
+    pub error: StepError<E>,
+}
+
+impl<M, E> StepFailure<M, E> {
+    /// The model and the error, apart.
+    pub fn into_parts(self) -> (M, StepError<E>) {
+        (self.model, self.error)
+    }
+
+    /// The error alone (the model is dropped).
+    pub fn into_error(self) -> StepError<E> {
+        self.error
+    }
+}
+
+impl<M, E: fmt::Debug> fmt::Debug for StepFailure<M, E> {
+    // The model is left out: modules print every tensor.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepFailure")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M, E: fmt::Display> fmt::Display for StepFailure<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<M, E: fmt::Debug + fmt::Display> std::error::Error for StepFailure<M, E> {}
 
 /// A recoverable problem met during a step; the step still completed.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -137,4 +195,14 @@ pub enum StateError {
     /// The base optimizer's (Adam's) own record could not be read.
     #[error("base optimizer state: {0}")]
     Base(String),
+    /// The state refers to parameters the model does not have, or has with
+    /// another shape: it was saved with another model.
+    #[error(
+        "optimizer state does not belong to this model: {problem}; load the model \
+         from the checkpoint saved together with this state before loading it"
+    )]
+    ForeignParameters {
+        /// What does not match (first offending parameter and a count).
+        problem: String,
+    },
 }

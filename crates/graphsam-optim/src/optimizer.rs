@@ -4,15 +4,15 @@
 
 use std::marker::PhantomData;
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AnchorPolicy, GraphSamConfig, OptimizerConfig};
-use crate::error::{EvalPoint, StepError, StepWarning};
+use crate::config::{AeSamConfig, AnchorPolicy, GraphSamConfig, OptimizerConfig, RstConfig};
+use crate::error::{EvalPoint, StepError, StepFailure, StepWarning};
 use crate::param_vector::{NORM_EPSILON, ParamVector};
-use crate::schedule::RhoSchedule;
+use crate::schedule::{RhoSchedule, ae_sam_threshold, rst_draw};
 
 /// Forward/backward passes and warnings counted over the optimizer's life.
 ///
@@ -25,6 +25,10 @@ pub struct PassCounters {
     pub forward: u64,
     /// Backward passes run (closure calls).
     pub backward: u64,
+    /// Steps that took their update gradient at perturbed weights w+ε (the
+    /// SAM steps of SAM-k, LookSAM, AE-SAM and RST; every GraphSAM step).
+    #[serde(default)]
+    pub perturbed_steps: u64,
     /// Steps where the perturbation was dropped (zero or non-finite direction).
     pub perturbations_skipped: u64,
     /// Steps whose update was skipped because the gradient was non-finite.
@@ -44,7 +48,8 @@ pub struct StepReport {
     pub loss_perturbed: Option<f32>,
     /// Forward+backward passes this step used.
     pub passes: u32,
-    /// GraphSAM: this step recomputed g_h exactly. SAM-k/LookSAM: this was a SAM step.
+    /// GraphSAM: this step recomputed g_h exactly. SAM-k, LookSAM, AE-SAM,
+    /// RST: this step chose SAM (ε from the clean gradient).
     pub anchor: bool,
     /// The radius ρ in force (None for Adam).
     pub rho: Option<f64>,
@@ -74,10 +79,12 @@ pub struct SharpnessOptimizer<M> {
     pub(crate) g_s: Option<(ParamVector, f64)>,
     /// LookSAM's stored orthogonal component.
     pub(crate) g_v: Option<ParamVector>,
+    /// The parameters the last update touched (checked by `load_state`).
+    pub(crate) param_ids: Vec<ParamId>,
     _model: PhantomData<fn(&M)>,
 }
 
-/// Counters that drive anchors and the ρ schedule (all saved with the state).
+/// Counters that drive anchors and schedules (all saved with the state).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Progress {
     pub global_step: u64,
@@ -86,11 +93,56 @@ pub(crate) struct Progress {
     pub rho: f64,
     /// Last epoch whose ρ decay has been applied.
     pub rho_epoch: Option<u64>,
+    /// Whether `start_epoch` has been called (GraphSAM needs it).
+    #[serde(default)]
+    pub epoch_started: bool,
+    /// The run's length T, for AE-SAM's and RST's schedules.
+    #[serde(default)]
+    pub total_steps: Option<u64>,
+    /// AE-SAM: EMA of ‖g‖² (μ) and of its squared deviation (σ²).
+    #[serde(default)]
+    pub grad_sq_mean: f64,
+    #[serde(default)]
+    pub grad_sq_var: f64,
 }
 
-/// The gradient at one point (its loss goes straight into the report).
+/// The gradient at one point and the loss there.
 struct Evaluation {
     grad: ParamVector,
+    loss: f32,
+}
+
+/// A step's outcome before anything is committed: the gradient for the base
+/// optimizer and the state to keep once it is applied (or skipped).
+struct Plan {
+    update: ParamVector,
+    memory: Memory,
+}
+
+/// Per-optimizer state a successful evaluation leaves behind.
+enum Memory {
+    Nothing,
+    /// The g_h of this step (None when it was non-finite: re-anchor next).
+    GraphSam {
+        g_h: Option<ParamVector>,
+    },
+    /// A LookSAM SAM step's g_v (None when there was no perturbation).
+    LookSam {
+        g_v: Option<ParamVector>,
+    },
+    /// AE-SAM's updated (μ, σ²), None when ‖g‖² was not finite.
+    AeSam {
+        stats: Option<(f64, f64)>,
+    },
+}
+
+impl Plan {
+    fn plain(update: ParamVector) -> Self {
+        Plan {
+            update,
+            memory: Memory::Nothing,
+        }
+    }
 }
 
 impl<M: Module> SharpnessOptimizer<M> {
@@ -108,10 +160,15 @@ impl<M: Module> SharpnessOptimizer<M> {
                 step_in_epoch: 0,
                 rho,
                 rho_epoch: None,
+                epoch_started: false,
+                total_steps: None,
+                grad_sq_mean: 0.0,
+                grad_sq_var: 0.0,
             },
             g_h: None,
             g_s: None,
             g_v: None,
+            param_ids: Vec::new(),
             _model: PhantomData,
         }
     }
@@ -127,16 +184,29 @@ impl<M: Module> SharpnessOptimizer<M> {
     }
 
     /// Marks the start of `epoch` (0-based): the next step is GraphSAM's
-    /// anchor (with the default policy) and ρ follows its schedule.
+    /// anchor (with the default policy) and ρ follows its schedule. GraphSAM
+    /// refuses to step before the first call.
     pub fn start_epoch(&mut self, epoch: u64) {
         self.progress.epoch = epoch;
         self.progress.step_in_epoch = 0;
+        self.progress.epoch_started = true;
         if let OptimizerConfig::GraphSam(c) = &self.config {
             let schedule = rho_schedule(c);
-            self.progress.rho =
-                schedule.advance(self.progress.rho, self.progress.rho_epoch, epoch);
+            self.progress.rho = schedule.advance(self.progress.rho, self.progress.rho_epoch, epoch);
             self.progress.rho_epoch = Some(epoch);
         }
+    }
+
+    /// Tells the optimizer the run's length T in steps (epochs × steps per
+    /// epoch). AE-SAM's threshold c_t and RST's non-constant p_t schedules
+    /// run over it and refuse to step without it; the others ignore it.
+    pub fn set_total_steps(&mut self, total: u64) {
+        self.progress.total_steps = Some(total);
+    }
+
+    /// The run's length T, if set.
+    pub fn total_steps(&self) -> Option<u64> {
+        self.progress.total_steps
     }
 
     /// The radius ρ in force now (None for Adam).
@@ -174,17 +244,25 @@ impl<M: Module> SharpnessOptimizer<M> {
         self.g_v.as_ref()
     }
 
+    /// AE-SAM's running mean μ and variance σ² of ‖g‖² (None for the others).
+    pub fn grad_norm_statistics(&self) -> Option<(f64, f64)> {
+        matches!(self.config, OptimizerConfig::AeSam(_))
+            .then_some((self.progress.grad_sq_mean, self.progress.grad_sq_var))
+    }
+
     /// One optimizer step with learning rate `lr`.
     ///
-    /// Calls `grad_fn` once (Adam, GraphSAM between anchors, SAM-k/LookSAM
-    /// between SAM steps) or twice (SAM, anchors, SAM steps). On error the
-    /// optimizer state is as it was before the step (pass counters excepted).
+    /// Calls `grad_fn` once (Adam, GraphSAM between anchors, base steps of
+    /// SAM-k, LookSAM, AE-SAM and RST) or twice (SAM, anchors, SAM steps).
+    /// On failure the model comes back unchanged in the [`StepFailure`] and
+    /// the optimizer state is as it was before the step (pass counters
+    /// excepted).
     pub fn step<E, F>(
         &mut self,
         lr: f64,
         model: M,
         mut grad_fn: F,
-    ) -> Result<(M, StepReport), StepError<E>>
+    ) -> Result<(M, StepReport), StepFailure<M, E>>
     where
         F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
     {
@@ -199,35 +277,134 @@ impl<M: Module> SharpnessOptimizer<M> {
             perturbation_norm: None,
             warnings: Vec::new(),
         };
-        let model = match self.config.clone() {
-            OptimizerConfig::Adam(_) => self.step_plain(lr, model, &mut grad_fn, &mut report)?,
-            OptimizerConfig::Sam(c) => {
-                report.anchor = true;
-                self.step_sam(lr, model, &mut grad_fn, &mut report, c.rho, c.adaptive)?
-            }
-            OptimizerConfig::SamK(c) => {
-                if self.progress.global_step % c.k == 0 {
-                    report.anchor = true;
-                    self.step_sam(lr, model, &mut grad_fn, &mut report, c.rho, c.adaptive)?
-                } else {
-                    self.step_plain(lr, model, &mut grad_fn, &mut report)?
-                }
-            }
-            OptimizerConfig::GraphSam(c) => {
-                self.step_graphsam(lr, model, &mut grad_fn, &mut report, &c)?
-            }
-            OptimizerConfig::LookSam(c) => {
-                self.step_looksam(lr, model, &mut grad_fn, &mut report, c.rho, c.k, c.alpha)?
-            }
+        let plan = match self.plan(&model, &mut grad_fn, &mut report) {
+            Ok(plan) => plan,
+            Err(error) => return Err(StepFailure { model, error }),
         };
+        let model = self.commit(lr, model, plan, &mut report);
         report.loss = report
             .loss_at_weights
             .or(report.loss_perturbed)
             .unwrap_or(f32::NAN);
+        if report.loss_perturbed.is_some() {
+            self.counters.perturbed_steps += 1;
+        }
         self.progress.global_step += 1;
         self.progress.step_in_epoch += 1;
         self.counters.steps += 1;
         Ok((model, report))
+    }
+
+    /// Refuses a step the optimizer is not set up for, before any pass runs.
+    fn check_ready<E>(&self) -> Result<(), StepError<E>> {
+        let name = self.config.name();
+        if matches!(self.config, OptimizerConfig::GraphSam(_)) && !self.progress.epoch_started {
+            return Err(StepError::MissingCall {
+                optimizer: name,
+                call: "start_epoch(epoch)",
+                why: "GraphSAM recomputes g_h exactly and applies its ρ schedule at each \
+                      epoch start; without the call it would anchor once and never again",
+            });
+        }
+        if self.config.needs_total_steps() && self.progress.total_steps.is_none() {
+            return Err(StepError::MissingCall {
+                optimizer: name,
+                call: "set_total_steps(total)",
+                why: "its schedule (AE-SAM's threshold c_t, RST's probability p_t) runs \
+                      over the run's T steps",
+            });
+        }
+        Ok(())
+    }
+
+    /// Evaluates what the step needs and decides the update, changing no
+    /// state but the pass counters.
+    fn plan<E, F>(
+        &mut self,
+        model: &M,
+        grad_fn: &mut F,
+        report: &mut StepReport,
+    ) -> Result<Plan, StepError<E>>
+    where
+        F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
+    {
+        self.check_ready()?;
+        let step = self.progress.global_step;
+        match self.config.clone() {
+            OptimizerConfig::Adam(_) => {
+                let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
+                Ok(Plan::plain(at_w.grad))
+            }
+            OptimizerConfig::Sam(c) => {
+                report.anchor = true;
+                let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
+                let (g_s, _) =
+                    self.sam_gradient(model, grad_fn, report, &at_w, c.rho, c.adaptive)?;
+                Ok(Plan::plain(g_s))
+            }
+            OptimizerConfig::SamK(c) => {
+                let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
+                if step % c.k == 0 {
+                    report.anchor = true;
+                    let (g_s, _) =
+                        self.sam_gradient(model, grad_fn, report, &at_w, c.rho, c.adaptive)?;
+                    Ok(Plan::plain(g_s))
+                } else {
+                    Ok(Plan::plain(at_w.grad))
+                }
+            }
+            OptimizerConfig::GraphSam(c) => self.plan_graphsam(model, grad_fn, report, &c),
+            OptimizerConfig::LookSam(c) => {
+                self.plan_looksam(model, grad_fn, report, c.rho, c.k, c.alpha)
+            }
+            OptimizerConfig::AeSam(c) => self.plan_ae_sam(model, grad_fn, report, &c),
+            OptimizerConfig::Rst(c) => self.plan_rst(model, grad_fn, report, &c),
+        }
+    }
+
+    /// Applies the plan: the base optimizer's step with its gradient (or a
+    /// counted skip when the gradient is non-finite), then the state it keeps.
+    fn commit(&mut self, lr: f64, model: M, plan: Plan, report: &mut StepReport) -> M {
+        let Plan { update, memory } = plan;
+        let norm = update.norm();
+        let applied = norm.is_finite();
+        let model = if applied {
+            self.param_ids = update.ids();
+            let grads = update.to_gradients(&model);
+            self.base.step(lr, model, grads)
+        } else {
+            // Weights and the base optimizer's moments stay as they were.
+            self.counters.updates_skipped += 1;
+            report.warnings.push(StepWarning::UpdateSkipped {
+                step: self.progress.global_step,
+            });
+            model
+        };
+        match memory {
+            Memory::Nothing => {}
+            Memory::GraphSam { g_h } => {
+                if applied {
+                    self.g_h = g_h;
+                    self.g_s = Some((update, norm));
+                } else {
+                    // Without a usable g_s the EMA cannot continue: re-anchor.
+                    self.g_h = None;
+                    self.g_s = None;
+                }
+            }
+            Memory::LookSam { g_v } => {
+                if applied {
+                    self.g_v = g_v;
+                }
+            }
+            Memory::AeSam { stats } => {
+                if let Some((mean, var)) = stats {
+                    self.progress.grad_sq_mean = mean;
+                    self.progress.grad_sq_var = var;
+                }
+            }
+        }
+        model
     }
 
     /// Calls the closure once, counts the pass, rejects a non-finite loss.
@@ -258,6 +435,7 @@ impl<M: Module> SharpnessOptimizer<M> {
         }
         Ok(Evaluation {
             grad: ParamVector::from_gradients(model, &mut grads),
+            loss,
         })
     }
 
@@ -283,71 +461,29 @@ impl<M: Module> SharpnessOptimizer<M> {
         } else {
             (direction.clone(), direction.norm())
         };
-        if !norm.is_finite() || norm == 0.0 {
-            self.counters.perturbations_skipped += 1;
-            report.warnings.push(StepWarning::NoPerturbation {
-                step: self.progress.global_step,
-                norm,
-            });
+        if !self.usable_direction(norm, report) {
             return (None, norm);
         }
         (Some(numerator.scale(rho / (norm + NORM_EPSILON))), norm)
     }
 
-    /// The base optimizer's step with gradient `g`. Returns the model and
-    /// ‖g‖, or skips the update (warning) when g is non-finite.
-    fn apply(
-        &mut self,
-        lr: f64,
-        model: M,
-        g: &ParamVector,
-        report: &mut StepReport,
-    ) -> (M, Option<f64>) {
-        let norm = g.norm();
-        if !norm.is_finite() {
-            self.counters.updates_skipped += 1;
-            report.warnings.push(StepWarning::UpdateSkipped {
-                step: self.progress.global_step,
-            });
-            return (model, None);
+    /// Whether a direction of this norm can be followed; if not, the warning
+    /// and the counted skip.
+    fn usable_direction(&mut self, norm: f64, report: &mut StepReport) -> bool {
+        if norm.is_finite() && norm != 0.0 {
+            return true;
         }
-        let grads = g.to_gradients(&model);
-        (self.base.step(lr, model, grads), Some(norm))
+        self.counters.perturbations_skipped += 1;
+        report.warnings.push(StepWarning::NoPerturbation {
+            step: self.progress.global_step,
+            norm,
+        });
+        false
     }
 
-    fn step_plain<E, F>(
-        &mut self,
-        lr: f64,
-        model: M,
-        grad_fn: &mut F,
-        report: &mut StepReport,
-    ) -> Result<M, StepError<E>>
-    where
-        F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
-    {
-        let at_w = self.evaluate(&model, grad_fn, EvalPoint::Weights, report)?;
-        Ok(self.apply(lr, model, &at_w.grad, report).0)
-    }
-
-    fn step_sam<E, F>(
-        &mut self,
-        lr: f64,
-        model: M,
-        grad_fn: &mut F,
-        report: &mut StepReport,
-        rho: f64,
-        adaptive: bool,
-    ) -> Result<M, StepError<E>>
-    where
-        F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
-    {
-        let at_w = self.evaluate(&model, grad_fn, EvalPoint::Weights, report)?;
-        let g_s = self.sam_gradient(&model, grad_fn, report, &at_w, rho, adaptive)?;
-        Ok(self.apply(lr, model, &g_s, report).0)
-    }
-
-    /// ∇L(w+ε) with ε from the clean gradient; the clean gradient itself when
-    /// there is no perturbation (no second pass is needed then).
+    /// ∇L(w+ε) with ε from the clean gradient, and whether it was perturbed;
+    /// the clean gradient itself when there is no perturbation (no second
+    /// pass is needed then).
     fn sam_gradient<E, F>(
         &mut self,
         model: &M,
@@ -356,34 +492,36 @@ impl<M: Module> SharpnessOptimizer<M> {
         at_w: &Evaluation,
         rho: f64,
         adaptive: bool,
-    ) -> Result<ParamVector, StepError<E>>
+    ) -> Result<(ParamVector, bool), StepError<E>>
     where
         F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
     {
-        match self.perturbation(model, &at_w.grad, rho, adaptive, report).0 {
+        match self
+            .perturbation(model, &at_w.grad, rho, adaptive, report)
+            .0
+        {
             Some(eps) => {
                 report.perturbation_norm = Some(eps.norm());
                 let shifted = eps.perturb(model);
-                Ok(self
-                    .evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?
-                    .grad)
+                let at_shifted = self.evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?;
+                Ok((at_shifted.grad, true))
             }
-            None => Ok(at_w.grad.clone()),
+            None => Ok((at_w.grad.clone(), false)),
         }
     }
 
-    fn step_graphsam<E, F>(
+    fn plan_graphsam<E, F>(
         &mut self,
-        lr: f64,
-        model: M,
+        model: &M,
         grad_fn: &mut F,
         report: &mut StepReport,
         c: &GraphSamConfig,
-    ) -> Result<M, StepError<E>>
+    ) -> Result<Plan, StepError<E>>
     where
         F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
     {
         let anchor = self.g_h.is_none()
+            || self.g_s.is_none()
             || match c.anchor {
                 AnchorPolicy::Epoch => self.progress.step_in_epoch == 0,
                 AnchorPolicy::Steps { steps } => self.progress.global_step % steps == 0,
@@ -393,86 +531,134 @@ impl<M: Module> SharpnessOptimizer<M> {
         // g_h for this step; nothing is stored until the step succeeds.
         let mut clean = None;
         let g_h = if anchor {
-            let at_w = self.evaluate(&model, grad_fn, EvalPoint::Weights, report)?;
+            let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
             let g = at_w.grad.clone();
             clean = Some(at_w);
             g
         } else {
-            let previous = self.g_h.as_ref().expect("non-anchor steps follow an anchor");
-            match &self.g_s {
-                Some((g_s, norm)) => {
-                    let direction = if c.normalize_per_tensor {
-                        g_s.normalize_per_tensor()
-                    } else {
-                        g_s.scale(1.0 / (norm + NORM_EPSILON))
-                    };
-                    previous.linear_combination(c.beta, &direction, 1.0 - c.beta)
-                }
-                // The last update was skipped (non-finite): keep g_h as it is.
-                None => previous.clone(),
-            }
+            let (Some(previous), Some((g_s, norm))) = (&self.g_h, &self.g_s) else {
+                unreachable!("a step without g_h or g_s is an anchor")
+            };
+            let direction = match (c.normalize_per_tensor, c.reference_quirks) {
+                (true, true) => g_s.normalize_per_tensor_shifted(1e-8),
+                (true, false) => g_s.normalize_per_tensor(),
+                (false, _) => g_s.scale(1.0 / (norm + NORM_EPSILON)),
+            };
+            previous.linear_combination(c.beta, &direction, 1.0 - c.beta)
         };
 
         let rho = self.progress.rho;
-        let (eps, direction_norm) = self.perturbation(&model, &g_h, rho, c.adaptive, report);
-        let eps = eps.map(|eps| match c.radius {
-                // The authors' radius starts at `radius` and decays with ρ.
-                Some(r0) if c.rho > 0.0 => eps.clip_per_tensor(r0 * rho / c.rho),
-                _ => eps,
-            });
-        let g_s = match (eps, clean) {
-            (Some(eps), _) => {
-                report.perturbation_norm = Some(eps.norm());
-                let shifted = eps.perturb(&model);
-                self.evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?
-                    .grad
+        // The authors' radius starts at `radius` and decays with ρ.
+        let radius = c
+            .radius
+            .map(|r0| if c.rho > 0.0 { r0 * rho / c.rho } else { r0 });
+        let (eps, direction_norm) = match radius {
+            Some(r) if c.reference_quirks && !anchor => {
+                self.reference_perturbation(model, &g_h, rho, r, c.adaptive, report)
             }
-            // No perturbation at an anchor: the clean gradient is ∇L(w+0).
-            (None, Some(at_w)) => at_w.grad,
-            (None, None) => {
-                self.evaluate(&model, grad_fn, EvalPoint::Weights, report)?
-                    .grad
+            _ => {
+                let (eps, norm) = self.perturbation(model, &g_h, rho, c.adaptive, report);
+                let eps = eps.map(|e| match radius {
+                    Some(r) => e.clip_per_tensor(r),
+                    None => e,
+                });
+                (eps, norm)
             }
         };
-        let (model, norm) = self.apply(lr, model, &g_s, report);
-        // A non-finite g_h is dropped so that the next step anchors afresh.
-        self.g_h = direction_norm.is_finite().then_some(g_h);
-        self.g_s = norm.map(|n| (g_s, n));
-        Ok(model)
+        let at_update = match (eps, clean) {
+            (Some(eps), _) => {
+                report.perturbation_norm = Some(eps.norm());
+                let shifted = eps.perturb(model);
+                self.evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?
+            }
+            // No perturbation at an anchor: the clean gradient is ∇L(w+0).
+            (None, Some(at_w)) => at_w,
+            (None, None) => self.evaluate(model, grad_fn, EvalPoint::Weights, report)?,
+        };
+        let update = if c.reference_quirks {
+            // Their closure's loss.backward(loss.detach()) seeds backward with the loss.
+            at_update.grad.scale(f64::from(at_update.loss))
+        } else {
+            at_update.grad
+        };
+        Ok(Plan {
+            update,
+            // A non-finite g_h is dropped so that the next step anchors afresh.
+            memory: Memory::GraphSam {
+                g_h: direction_norm.is_finite().then_some(g_h),
+            },
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn step_looksam<E, F>(
+    /// The authors' ε between anchors: their scale ρ/(‖∇‖ + 1e-12) divides
+    /// by the norm of gradients already zeroed, i.e. by 1e-12, so every
+    /// tensor of d·ρ/1e-12 (d = w²⊙g_h or g_h) is clipped back to the radius.
+    fn reference_perturbation(
         &mut self,
-        lr: f64,
-        model: M,
+        model: &M,
+        g_h: &ParamVector,
+        rho: f64,
+        radius: f64,
+        adaptive: bool,
+        report: &mut StepReport,
+    ) -> (Option<ParamVector>, f64) {
+        if rho == 0.0 {
+            return (None, 0.0);
+        }
+        let direction = if adaptive {
+            let t = ParamVector::abs_weights(model, g_h);
+            g_h.hadamard(&t).hadamard(&t)
+        } else {
+            g_h.clone()
+        };
+        let norm = direction.norm();
+        if !self.usable_direction(norm, report) {
+            return (None, norm);
+        }
+        // The scale in f32, as torch computed it: ρ / (0 + 1e-12).
+        let scale = rho as f32 / (0.0f32 + 1e-12f32);
+        (
+            Some(direction.scale(f64::from(scale)).clip_per_tensor(radius)),
+            norm,
+        )
+    }
+
+    fn plan_looksam<E, F>(
+        &mut self,
+        model: &M,
         grad_fn: &mut F,
         report: &mut StepReport,
         rho: f64,
         k: u64,
         alpha: f64,
-    ) -> Result<M, StepError<E>>
+    ) -> Result<Plan, StepError<E>>
     where
         F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
     {
-        let at_w = self.evaluate(&model, grad_fn, EvalPoint::Weights, report)?;
+        let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
         let g = &at_w.grad;
         if self.progress.global_step % k == 0 {
             report.anchor = true;
-            let g_s = self.sam_gradient(&model, grad_fn, report, &at_w, rho, false)?;
-            // g_v = g_s − (g·g_s / ‖g‖²) g, computed on the device.
-            let g_v = match (g.dot(&g_s), g.squared_norm()) {
-                (Some(dot), Some(sq)) => {
-                    let coefficient = (dot / sq.add_scalar(NORM_EPSILON as f32)).neg();
-                    g_s.add_scaled(g, &coefficient)
-                }
-                _ => g_s.clone(),
+            let (g_s, perturbed) = self.sam_gradient(model, grad_fn, report, &at_w, rho, false)?;
+            // Without a perturbation (ρ = 0, zero direction) g_s = g, and
+            // g − proj_g g is rounding noise that the steps between would
+            // blow up to α‖g‖: keep no g_v, so they take plain base steps.
+            let g_v = if perturbed {
+                // g_v = g_s − (g·g_s / ‖g‖²) g, computed on the device.
+                Some(match (g.dot(&g_s), g.squared_norm()) {
+                    (Some(dot), Some(sq)) => {
+                        let coefficient = (dot / sq.add_scalar(NORM_EPSILON as f32)).neg();
+                        g_s.add_scaled(g, &coefficient)
+                    }
+                    _ => g_s.clone(),
+                })
+            } else {
+                None
             };
-            let (model, norm) = self.apply(lr, model, &g_s, report);
-            if norm.is_some() {
-                self.g_v = Some(g_v);
-            }
-            Ok(model)
+            Ok(Plan {
+                update: g_s,
+                memory: Memory::LookSam { g_v },
+            })
         } else {
             let update = match (&self.g_v, g.squared_norm()) {
                 (Some(g_v), Some(g_sq)) => match g_v.squared_norm() {
@@ -486,7 +672,72 @@ impl<M: Module> SharpnessOptimizer<M> {
                 },
                 _ => g.clone(),
             };
-            Ok(self.apply(lr, model, &update, report).0)
+            Ok(Plan::plain(update))
+        }
+    }
+
+    fn plan_ae_sam<E, F>(
+        &mut self,
+        model: &M,
+        grad_fn: &mut F,
+        report: &mut StepReport,
+        c: &AeSamConfig,
+    ) -> Result<Plan, StepError<E>>
+    where
+        F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
+    {
+        let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
+        let sq = at_w.grad.squared_norm_host();
+        if !sq.is_finite() {
+            // Nothing to learn from; the base step below is skipped as non-finite.
+            return Ok(Plan {
+                update: at_w.grad,
+                memory: Memory::AeSam { stats: None },
+            });
+        }
+        let (delta, p) = (c.delta, &self.progress);
+        let mean = delta * p.grad_sq_mean + (1.0 - delta) * sq;
+        let var = delta * p.grad_sq_var + (1.0 - delta) * (sq - mean).powi(2);
+        let total = p.total_steps.expect("checked by check_ready");
+        let c_t = ae_sam_threshold(c.lambda1, c.lambda2, p.global_step, total);
+        // A sharp region: ‖g‖² unusually large for its recent distribution.
+        let update = if sq >= mean + c_t * var.sqrt() {
+            report.anchor = true;
+            self.sam_gradient(model, grad_fn, report, &at_w, c.rho, false)?
+                .0
+        } else {
+            at_w.grad
+        };
+        Ok(Plan {
+            update,
+            memory: Memory::AeSam {
+                stats: Some((mean, var)),
+            },
+        })
+    }
+
+    fn plan_rst<E, F>(
+        &mut self,
+        model: &M,
+        grad_fn: &mut F,
+        report: &mut StepReport,
+        c: &RstConfig,
+    ) -> Result<Plan, StepError<E>>
+    where
+        F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
+    {
+        let step = self.progress.global_step;
+        let p = c
+            .schedule
+            .probability(step, self.progress.total_steps)
+            .expect("checked by check_ready");
+        let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
+        if rst_draw(c.seed, step) < p {
+            report.anchor = true;
+            let (g_s, _) = self.sam_gradient(model, grad_fn, report, &at_w, c.rho, false)?;
+            Ok(Plan::plain(g_s))
+        } else {
+            Ok(Plan::plain(at_w.grad))
         }
     }
 }
@@ -501,6 +752,7 @@ impl<M> Clone for SharpnessOptimizer<M> {
             g_h: self.g_h.clone(),
             g_s: self.g_s.clone(),
             g_v: self.g_v.clone(),
+            param_ids: self.param_ids.clone(),
             _model: PhantomData,
         }
     }

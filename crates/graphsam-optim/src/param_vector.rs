@@ -16,7 +16,6 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
-
 /// Added to every norm in a denominator so that a zero vector never divides by zero.
 pub const NORM_EPSILON: f64 = 1e-12;
 
@@ -115,7 +114,8 @@ impl ParamVector {
                         .clone()
                         .try_into()
                         .expect("a slot keeps the rank of the parameter it was taken from");
-                    self.out.register::<D>(param.id, slot.flat.clone().reshape(dims));
+                    self.out
+                        .register::<D>(param.id, slot.flat.clone().reshape(dims));
                 }
             }
         }
@@ -186,6 +186,12 @@ impl ParamVector {
             Some(sq) => f64::from(sq.into_scalar::<f32>()).sqrt(),
             None => 0.0,
         }
+    }
+
+    /// Σ x² read to the host; 0 for an empty vector.
+    pub fn squared_norm_host(&self) -> f64 {
+        self.squared_norm()
+            .map_or(0.0, |sq| f64::from(sq.into_scalar::<f32>()))
     }
 
     /// Σ xᵢ yᵢ over the slots both vectors share, as a one-element device tensor.
@@ -271,7 +277,21 @@ impl ParamVector {
     /// Each parameter's tensor divided by its own norm (plus [`NORM_EPSILON`]).
     pub fn normalize_per_tensor(&self) -> ParamVector {
         self.map_slots(|flat| {
-            let norm = flat.clone().square().sum().sqrt().add_scalar(NORM_EPSILON as f32);
+            let norm = flat
+                .clone()
+                .square()
+                .sum()
+                .sqrt()
+                .add_scalar(NORM_EPSILON as f32);
+            flat / norm
+        })
+    }
+
+    /// Each parameter's tensor x divided by ‖x + shift‖, `shift` added to
+    /// every entry inside the norm only (the authors' `torch.norm(g + 1e-8)`).
+    pub fn normalize_per_tensor_shifted(&self, shift: f32) -> ParamVector {
+        self.map_slots(|flat| {
+            let norm = flat.clone().add_scalar(shift).square().sum().sqrt();
             flat / norm
         })
     }
@@ -316,8 +336,13 @@ impl ParamVector {
     /// One parameter's values, flattened in row-major order, read to the host
     /// (for inspection and tests; never used inside a step).
     pub fn values(&self, id: ParamId) -> Option<Vec<f32>> {
-        self.slot(id)
-            .and_then(|slot| slot.flat.to_data().convert::<f32>().try_to_vec::<f32>().ok())
+        self.slot(id).and_then(|slot| {
+            slot.flat
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .ok()
+        })
     }
 
     /// The parameter ids with a slot, in module order.
@@ -337,17 +362,66 @@ impl ParamVector {
             .collect()
     }
 
-    /// Rebuilds a vector from saved slots onto `device`.
-    pub(crate) fn from_saved(saved: Vec<SavedSlot>, device: &Device) -> Self {
+    /// Rebuilds a vector from saved slots, each on the device of the model's
+    /// parameter with the same id. Errors (naming the parameter) when the
+    /// model has no such parameter or has it with another shape.
+    pub(crate) fn from_saved(
+        saved: Vec<SavedSlot>,
+        params: &ParamInventory,
+    ) -> Result<Self, String> {
         let mut out = ParamVector::default();
         for slot in saved {
+            let id = ParamId::from(slot.id);
+            let (shape, device) = params
+                .get(id)
+                .ok_or_else(|| format!("parameter {id} is not a parameter of the model"))?;
+            if *shape != slot.shape {
+                return Err(format!(
+                    "parameter {id} has shape {shape:?} in the model but {:?} in the state",
+                    slot.shape
+                ));
+            }
             out.push(ParamSlot {
-                id: ParamId::from(slot.id),
+                id,
                 shape: slot.shape,
                 flat: Tensor::<1>::from_data(slot.data, device).inner(),
             });
         }
-        out
+        Ok(out)
+    }
+}
+
+/// The float parameters of a model: id → (shape, device), for checking and
+/// placing restored state.
+pub(crate) struct ParamInventory {
+    params: HashMap<ParamId, (Vec<usize>, Device)>,
+}
+
+impl ParamInventory {
+    /// Every float parameter of `model`.
+    pub(crate) fn of<M: Module>(model: &M) -> Self {
+        struct Collect {
+            params: HashMap<ParamId, (Vec<usize>, Device)>,
+        }
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let value = param.val();
+                self.params
+                    .insert(param.id, (value.dims().to_vec(), value.device()));
+            }
+        }
+        let mut visitor = Collect {
+            params: HashMap::new(),
+        };
+        model.visit(&mut visitor);
+        Self {
+            params: visitor.params,
+        }
+    }
+
+    /// Shape and device of parameter `id`, if the model has it.
+    pub(crate) fn get(&self, id: ParamId) -> Option<&(Vec<usize>, Device)> {
+        self.params.get(&id)
     }
 }
 

@@ -194,3 +194,149 @@ impl RhoSchedule {
         }
     }
 }
+
+/// How RST's probability p_t of a SAM step evolves over a run of T steps.
+///
+/// The paper studies constant, piecewise, linear and trigonometric schedules
+/// and finds the expected share of SAM steps matters most; the forms below
+/// are parameterised by their start and end values over the run, with
+/// f = t/T (t the 0-based step, clamped to [0, 1]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RstSchedule {
+    /// p_t = p. Needs no T.
+    Constant {
+        /// The probability of a SAM step.
+        p: f64,
+    },
+    /// p_t = start + (end − start) f.
+    Linear {
+        /// p at the first step.
+        start: f64,
+        /// p approached at the last step.
+        end: f64,
+    },
+    /// p_t = start while f < `switch_at`, then end.
+    Piecewise {
+        /// p before the switch.
+        start: f64,
+        /// p after the switch.
+        end: f64,
+        /// Where in the run (fraction of T) p switches. Default 0.5.
+        #[serde(default = "half")]
+        switch_at: f64,
+    },
+    /// p_t = end + (start − end)(1 + cos πf)/2: a half cosine from start to end.
+    Cosine {
+        /// p at the first step.
+        start: f64,
+        /// p approached at the last step.
+        end: f64,
+    },
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+impl Default for RstSchedule {
+    /// Constant 0.5: half the steps are SAM steps, the setting in which the
+    /// paper reports saving half of SAM's extra cost.
+    fn default() -> Self {
+        RstSchedule::Constant { p: 0.5 }
+    }
+}
+
+impl RstSchedule {
+    /// Whether p_t depends on the run's length T.
+    pub fn needs_total_steps(&self) -> bool {
+        !matches!(self, RstSchedule::Constant { .. })
+    }
+
+    /// p_t for 0-based step `step` of `total` (None when T is needed but unknown).
+    pub fn probability(&self, step: u64, total: Option<u64>) -> Option<f64> {
+        if let RstSchedule::Constant { p } = self {
+            return Some(*p);
+        }
+        let f = run_fraction(step, total?);
+        Some(match *self {
+            RstSchedule::Constant { p } => p,
+            RstSchedule::Linear { start, end } => start + (end - start) * f,
+            RstSchedule::Piecewise {
+                start,
+                end,
+                switch_at,
+            } => {
+                if f < switch_at {
+                    start
+                } else {
+                    end
+                }
+            }
+            RstSchedule::Cosine { start, end } => {
+                end + (start - end) * 0.5 * (1.0 + (std::f64::consts::PI * f).cos())
+            }
+        })
+    }
+
+    /// Checks that every probability lies in [0, 1].
+    pub(crate) fn validate(&self, optimizer: &'static str) -> Result<(), ConfigError> {
+        let values: Vec<(&'static str, f64)> = match *self {
+            RstSchedule::Constant { p } => vec![("schedule.p", p)],
+            RstSchedule::Linear { start, end } | RstSchedule::Cosine { start, end } => {
+                vec![("schedule.start", start), ("schedule.end", end)]
+            }
+            RstSchedule::Piecewise {
+                start,
+                end,
+                switch_at,
+            } => vec![
+                ("schedule.start", start),
+                ("schedule.end", end),
+                ("schedule.switch_at", switch_at),
+            ],
+        };
+        for (field, v) in values {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ConfigError::new(
+                    optimizer,
+                    field,
+                    format!("must be in [0, 1], got {v}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// t/T clamped to [0, 1]; 0 for an empty run.
+fn run_fraction(step: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (step as f64 / total as f64).min(1.0)
+    }
+}
+
+/// AE-SAM's threshold factor c_t = (t/T) λ₁ + (1 − t/T) λ₂ at 0-based step t of T.
+pub fn ae_sam_threshold(lambda1: f64, lambda2: f64, step: u64, total: u64) -> f64 {
+    let f = run_fraction(step, total);
+    f * lambda1 + (1.0 - f) * lambda2
+}
+
+/// The uniform number in [0, 1) that RST compares with p_t at `step`: a
+/// SplitMix64 hash of (seed, step), so any step's draw is known without
+/// replaying the ones before it (resumed runs draw the same).
+pub fn rst_draw(seed: u64, step: u64) -> f64 {
+    let mixed = splitmix64(seed ^ splitmix64(step.wrapping_add(0x9E37_79B9_7F4A_7C15)));
+    // The top 53 bits give every double in [0, 1) on the 2⁻⁵³ grid.
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// SplitMix64's finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

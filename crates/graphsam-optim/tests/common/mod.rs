@@ -53,7 +53,10 @@ impl Quadratic {
     pub fn loss_and_grads(&self, model: &Point) -> (f32, GradientsParams) {
         let device = model.w.val().device();
         let a = Tensor::<2>::from_data(
-            TensorData::new(self.a.iter().map(|&x| x as f32).collect::<Vec<_>>(), [self.n, self.n]),
+            TensorData::new(
+                self.a.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+                [self.n, self.n],
+            ),
             &device,
         );
         let w = model.w.val();
@@ -62,6 +65,88 @@ impl Quadratic {
         let value = loss.clone().into_scalar::<f32>();
         (value, GradientsParams::from_grads(loss.backward(), model))
     }
+}
+
+/// A model of two parameter tensors of different sizes and ranks: a (3) and
+/// b (1×2), so global and per-tensor norms differ.
+#[derive(Module, Debug)]
+pub struct Pair {
+    pub a: Param<Tensor<1>>,
+    pub b: Param<Tensor<2>>,
+}
+
+impl Pair {
+    pub fn new(a: &[f32; 3], b: &[f32; 2], device: &Device) -> Self {
+        Self {
+            a: Param::from_data(TensorData::new(a.to_vec(), [3]), device),
+            b: Param::from_data(TensorData::new(b.to_vec(), [1, 2]), device),
+        }
+    }
+
+    /// z = (a, b) flattened, as f32.
+    pub fn values(&self) -> Vec<f32> {
+        let mut z = self.a.val().into_data().try_to_vec::<f32>().unwrap();
+        z.extend(self.b.val().into_data().try_to_vec::<f32>().unwrap());
+        z
+    }
+
+    /// z as f64.
+    pub fn z(&self) -> Vec<f64> {
+        to_f64(&self.values())
+    }
+}
+
+/// L(z) = ½ zᵀQz over z = (a, b) ∈ R⁵ for a symmetric positive definite Q.
+pub struct PairQuadratic {
+    pub q: Vec<f64>,
+}
+
+impl PairQuadratic {
+    /// Q with a well-conditioned a-block and a b-block ~1e-6, so ∇_b is
+    /// ~1e-6: Adam's ε (1e-8) moves b's update by ~1%, and b's share of the
+    /// global norm is negligible while its own norm is not.
+    pub fn new() -> Self {
+        #[rustfmt::skip]
+        let q = vec![
+            3.0,  0.5,  0.2,  1e-7,   0.0,
+            0.5,  2.0,  0.3,  0.0,    2e-7,
+            0.2,  0.3,  1.0,  0.0,    0.0,
+            1e-7, 0.0,  0.0,  2e-6,   0.5e-6,
+            0.0,  2e-7, 0.0,  0.5e-6, 1e-6,
+        ];
+        Self { q }
+    }
+
+    /// Qz on the host, in f64.
+    pub fn grad(&self, z: &[f64]) -> Vec<f64> {
+        (0..5)
+            .map(|i| (0..5).map(|j| self.q[i * 5 + j] * z[j]).sum())
+            .collect()
+    }
+
+    /// ½ zᵀQz on the host, in f64.
+    pub fn loss(&self, z: &[f64]) -> f64 {
+        0.5 * z.iter().zip(self.grad(z)).map(|(a, b)| a * b).sum::<f64>()
+    }
+
+    /// Loss and gradients of `model`, through burn autodiff.
+    pub fn loss_and_grads(&self, model: &Pair) -> (f32, GradientsParams) {
+        let device = model.a.val().device();
+        let q = Tensor::<2>::from_data(
+            TensorData::new(self.q.iter().map(|&x| x as f32).collect::<Vec<_>>(), [5, 5]),
+            &device,
+        );
+        let z = Tensor::cat(vec![model.a.val(), model.b.val().reshape([2])], 0);
+        let qz = q.matmul(z.clone().reshape([5, 1])).reshape([5]);
+        let loss = (z * qz).sum().mul_scalar(0.5);
+        let value = loss.clone().into_scalar::<f32>();
+        (value, GradientsParams::from_grads(loss.backward(), model))
+    }
+}
+
+/// The a (first 3) and b (last 2) parts of a z vector.
+pub fn split(z: &[f64]) -> (&[f64], &[f64]) {
+    z.split_at(3)
 }
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
@@ -87,7 +172,10 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -111,7 +199,10 @@ impl Mlp {
         let s1 = 1.0 / (inputs as f32).sqrt();
         let s2 = 1.0 / (hidden as f32).sqrt();
         Self {
-            w1: Param::from_data(TensorData::new(rng.vec(inputs * hidden, s1), [inputs, hidden]), device),
+            w1: Param::from_data(
+                TensorData::new(rng.vec(inputs * hidden, s1), [inputs, hidden]),
+                device,
+            ),
             b1: Param::from_data(TensorData::new(vec![0.0f32; hidden], [hidden]), device),
             w2: Param::from_data(TensorData::new(rng.vec(hidden, s2), [hidden, 1]), device),
             b2: Param::from_data(TensorData::new(vec![0.0f32; 1], [1]), device),
@@ -165,7 +256,10 @@ impl Regression {
         let n = self.x.dims()[0];
         let start = (b * size) % n;
         let end = (start + size).min(n);
-        (self.x.clone().slice(start..end), self.y.clone().slice(start..end))
+        (
+            self.x.clone().slice(start..end),
+            self.y.clone().slice(start..end),
+        )
     }
 
     pub fn mse(model: &Mlp, x: Tensor<2>, y: Tensor<2>) -> Tensor<1> {

@@ -24,7 +24,8 @@ pub struct BenchArgs {
     pub data: DatasetArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Optimizers to compare (the first one named adam is the reference).
+    /// Optimizers to compare: adam, sam, graphsam, sam-k, looksam, ae-sam, rst
+    /// (adam, if named, is the reference).
     #[arg(long, value_delimiter = ',', default_value = "adam,sam,graphsam")]
     pub optimizers: Vec<String>,
     #[command(flatten)]
@@ -140,6 +141,8 @@ fn time_steps<M: PropertyModel>(
         .map(|c| {
             let mut opt = c.init::<M>().map_err(|e| anyhow!("{e}"))?;
             opt.start_epoch(0);
+            // AE-SAM's and RST's schedules span the benchmark's steps.
+            opt.set_total_steps(batches.len() as u64);
             let timing = Timing {
                 name: c.name().to_string(),
                 seconds: Vec::new(),

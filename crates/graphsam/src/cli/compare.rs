@@ -18,7 +18,7 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
 use super::train::{load_options, model_spec};
-use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
+use super::train_args::{FLAG_SCOPE, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope};
 use crate::data::{LoadOptions, MoleculeDataset, Registry};
 use crate::train::compare::{Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare};
 use crate::train::record::{files, read_json, write_json};
@@ -72,76 +72,19 @@ struct GridRecord {
     grid: Grid,
 }
 
-/// Optimizer flags and the optimizers they apply to (as `train` enforces).
-const FLAG_SCOPE: [(&str, &[&str]); 9] = [
-    ("rho", &["sam", "graphsam", "sam-k", "looksam"]),
-    ("beta", &["graphsam"]),
-    ("gamma", &["graphsam"]),
-    ("lambda", &["graphsam"]),
-    ("anchor-every", &["graphsam"]),
-    ("compounding-rho", &["graphsam"]),
-    ("adaptive", &["sam", "graphsam", "sam-k"]),
-    ("k", &["sam-k", "looksam"]),
-    ("alpha", &["looksam"]),
-];
-
 /// The flags of `flags` that apply to optimizer `name`: a comparison passes
 /// `--rho` to the SAM family and leaves Adam alone.
 fn flags_for(flags: &OptimizerArgs, name: &str) -> OptimizerArgs {
-    let applies = |flag: &str| {
-        FLAG_SCOPE
-            .iter()
-            .any(|(f, opts)| *f == flag && opts.contains(&name))
-    };
-    let mut f = flags.clone();
-    if !applies("rho") {
-        f.rho = None;
-    }
-    if !applies("beta") {
-        f.beta = None;
-    }
-    if !applies("gamma") {
-        f.gamma = None;
-    }
-    if !applies("lambda") {
-        f.rho_period = None;
-    }
-    if !applies("anchor-every") {
-        f.anchor_every = None;
-    }
-    if !applies("compounding-rho") {
-        f.compounding_rho = false;
-    }
-    if !applies("adaptive") {
-        f.adaptive = false;
-    }
-    if !applies("k") {
-        f.k = None;
-    }
-    if !applies("alpha") {
-        f.alpha = None;
-    }
-    f
+    FLAG_SCOPE
+        .iter()
+        .filter(|(_, opts)| !opts.contains(&name))
+        .fold(flags.clone(), |f, (flag, _)| f.without(flag))
 }
 
 /// Refuses an optimizer flag that none of the compared optimizers uses.
 fn check_flags_used(flags: &OptimizerArgs, optimizers: &[String]) -> Result<()> {
-    let set = [
-        ("rho", flags.rho.is_some()),
-        ("beta", flags.beta.is_some()),
-        ("gamma", flags.gamma.is_some()),
-        ("lambda", flags.rho_period.is_some()),
-        ("anchor-every", flags.anchor_every.is_some()),
-        ("compounding-rho", flags.compounding_rho),
-        ("adaptive", flags.adaptive),
-        ("k", flags.k.is_some()),
-        ("alpha", flags.alpha.is_some()),
-    ];
-    for (flag, is_set) in set {
-        let scope = FLAG_SCOPE
-            .iter()
-            .find(|(f, _)| *f == flag)
-            .map_or(&[][..], |(_, o)| *o);
+    for (flag, is_set) in flags.given() {
+        let scope = flag_scope(flag);
         if is_set && !optimizers.iter().any(|o| scope.contains(&o.as_str())) {
             bail!(
                 "--{flag} applies to none of {} (only to {})",
@@ -545,5 +488,54 @@ fn print_table(comparison: &Comparison, out: &Path) {
             comparison.grid.cells().len(),
             out.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn flags(line: &[&str]) -> OptimizerArgs {
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            optimizer: OptimizerArgs,
+        }
+        let mut argv = vec!["compare"];
+        argv.extend_from_slice(line);
+        Line::try_parse_from(argv).unwrap().optimizer
+    }
+
+    #[test]
+    fn each_optimizer_gets_only_its_own_flags() {
+        let given = flags(&["--rho", "0.1", "--delta", "0.8", "--sam-prob", "0.3"]);
+        let set = |f: &OptimizerArgs| -> Vec<&str> {
+            f.given()
+                .iter()
+                .filter(|(_, s)| *s)
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        assert!(set(&flags_for(&given, "adam")).is_empty());
+        assert_eq!(set(&flags_for(&given, "sam")), ["rho"]);
+        assert_eq!(set(&flags_for(&given, "ae-sam")), ["rho", "delta"]);
+        assert_eq!(set(&flags_for(&given, "rst")), ["rho", "sam-prob"]);
+        // Every cell's flags build a valid configuration.
+        for name in graphsam_optim::OPTIMIZER_NAMES {
+            flags_for(&given, name).config(name).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_flag_no_compared_optimizer_uses_is_refused() {
+        let given = flags(&["--lambda1", "-2"]);
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = check_flags_used(&given, &names(&["adam", "rst"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--lambda1 applies to none of adam, rst (only to ae-sam)"
+        );
+        check_flags_used(&given, &names(&["adam", "ae-sam"])).unwrap();
     }
 }

@@ -20,7 +20,7 @@ pub struct TrainArgs {
     pub data: DatasetArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Optimizer: adam, sam, graphsam, sam-k or looksam.
+    /// Optimizer: adam, sam, graphsam, sam-k, looksam, ae-sam or rst.
     #[arg(long, default_value = "graphsam")]
     pub optimizer: String,
     #[command(flatten)]

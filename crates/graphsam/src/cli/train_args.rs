@@ -4,15 +4,60 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 
 use graphsam_optim::{
-    AdamConfig, AnchorPolicy, BaseOptimizerConfig, NoamLrConfig, OptimizerConfig, RhoDecay,
+    AdamConfig, AnchorPolicy, BaseOptimizerConfig, GraphSamConfig, NoamLrConfig, OptimizerConfig,
+    RhoDecay, RstSchedule,
 };
 
 use crate::data::{Metric, SplitKind, SplitSizes};
 use crate::model::{ModelKind, ModelSpec};
 use crate::train::TrainSettings;
 
+/// Each optimizer flag (without `--`) and the optimizers it applies to.
+pub const FLAG_SCOPE: [(&str, &[&str]); 16] = [
+    (
+        "rho",
+        &["sam", "graphsam", "sam-k", "looksam", "ae-sam", "rst"],
+    ),
+    ("beta", &["graphsam"]),
+    ("gamma", &["graphsam"]),
+    ("lambda", &["graphsam"]),
+    ("anchor-every", &["graphsam"]),
+    ("compounding-rho", &["graphsam"]),
+    ("reference-code", &["graphsam"]),
+    ("adaptive", &["sam", "graphsam", "sam-k"]),
+    ("k", &["sam-k", "looksam"]),
+    ("alpha", &["looksam"]),
+    ("delta", &["ae-sam"]),
+    ("lambda1", &["ae-sam"]),
+    ("lambda2", &["ae-sam"]),
+    ("rst-schedule", &["rst"]),
+    ("sam-prob", &["rst"]),
+    ("sam-prob-end", &["rst"]),
+];
+
+/// The optimizers flag `flag` applies to (none for an unknown flag).
+pub fn flag_scope(flag: &str) -> &'static [&'static str] {
+    FLAG_SCOPE
+        .iter()
+        .find(|(f, _)| *f == flag)
+        .map_or(&[][..], |(_, opts)| *opts)
+}
+
+/// How RST's probability of a SAM step moves over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RstScheduleKind {
+    /// p stays at --sam-prob.
+    Constant,
+    /// p moves linearly from --sam-prob to --sam-prob-end.
+    Linear,
+    /// p is --sam-prob for the first half of the run, then --sam-prob-end.
+    Piecewise,
+    /// p follows a half cosine from --sam-prob to --sam-prob-end.
+    Cosine,
+}
+
 /// Optimizer flags. Unset flags keep each optimizer's documented default
-/// (ρ 0.05, β 0.99, γ 0.5, λ 1, k 5, α 0.7).
+/// (ρ 0.05, β 0.99, γ 0.5, λ 1, k 5, α 0.7, δ 0.9, λ₁ −1, λ₂ 1, p 0.5).
 #[derive(Debug, Clone, Args)]
 pub struct OptimizerArgs {
     /// Perturbation radius ρ (SAM family; GraphSAM: ρ₀).
@@ -33,6 +78,11 @@ pub struct OptimizerArgs {
     /// GraphSAM: the authors' compounding ρ decay instead of the paper's StepLR.
     #[arg(long)]
     pub compounding_rho: bool,
+    /// GraphSAM: compute what the authors' code computed on a GPU (|w|² weighting,
+    /// per-tensor normalisation and radius = ρ, ε on the radius between anchors,
+    /// loss-scaled perturbed gradient, compounding ρ decay).
+    #[arg(long)]
+    pub reference_code: bool,
     /// SAM family: ASAM's scale-invariant perturbation ε = ρT²g/‖Tg‖, T = |w|.
     #[arg(long)]
     pub adaptive: bool,
@@ -42,12 +92,77 @@ pub struct OptimizerArgs {
     /// LookSAM: weight α of the reused orthogonal component.
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// AE-SAM: EMA factor δ of the mean and variance of ‖g‖².
+    #[arg(long)]
+    pub delta: Option<f64>,
+    /// AE-SAM: threshold factor λ₁ reached at the last step (SAM when ‖g‖² ≥ μ + c_t σ, c_t from λ₂ to λ₁).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda1: Option<f64>,
+    /// AE-SAM: threshold factor λ₂ at the first step.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lambda2: Option<f64>,
+    /// RST: schedule of the probability of a SAM step.
+    #[arg(long, value_enum)]
+    pub rst_schedule: Option<RstScheduleKind>,
+    /// RST: probability of a SAM step (the start value of a non-constant schedule).
+    #[arg(long)]
+    pub sam_prob: Option<f64>,
+    /// RST: probability at the end of the run (linear, piecewise, cosine schedules).
+    #[arg(long)]
+    pub sam_prob_end: Option<f64>,
     /// Adam weight decay (L2 penalty).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
 }
 
 impl OptimizerArgs {
+    /// Each flag of [`FLAG_SCOPE`] and whether it was given.
+    pub fn given(&self) -> [(&'static str, bool); 16] {
+        [
+            ("rho", self.rho.is_some()),
+            ("beta", self.beta.is_some()),
+            ("gamma", self.gamma.is_some()),
+            ("lambda", self.rho_period.is_some()),
+            ("anchor-every", self.anchor_every.is_some()),
+            ("compounding-rho", self.compounding_rho),
+            ("reference-code", self.reference_code),
+            ("adaptive", self.adaptive),
+            ("k", self.k.is_some()),
+            ("alpha", self.alpha.is_some()),
+            ("delta", self.delta.is_some()),
+            ("lambda1", self.lambda1.is_some()),
+            ("lambda2", self.lambda2.is_some()),
+            ("rst-schedule", self.rst_schedule.is_some()),
+            ("sam-prob", self.sam_prob.is_some()),
+            ("sam-prob-end", self.sam_prob_end.is_some()),
+        ]
+    }
+
+    /// These flags with `flag` (a name of [`FLAG_SCOPE`]) unset.
+    pub fn without(&self, flag: &str) -> Self {
+        let mut f = self.clone();
+        match flag {
+            "rho" => f.rho = None,
+            "beta" => f.beta = None,
+            "gamma" => f.gamma = None,
+            "lambda" => f.rho_period = None,
+            "anchor-every" => f.anchor_every = None,
+            "compounding-rho" => f.compounding_rho = false,
+            "reference-code" => f.reference_code = false,
+            "adaptive" => f.adaptive = false,
+            "k" => f.k = None,
+            "alpha" => f.alpha = None,
+            "delta" => f.delta = None,
+            "lambda1" => f.lambda1 = None,
+            "lambda2" => f.lambda2 = None,
+            "rst-schedule" => f.rst_schedule = None,
+            "sam-prob" => f.sam_prob = None,
+            "sam-prob-end" => f.sam_prob_end = None,
+            _ => {}
+        }
+        f
+    }
+
     /// The configuration of optimizer `name` with these flags applied.
     pub fn config(&self, name: &str) -> Result<OptimizerConfig> {
         let mut config: OptimizerConfig = name.parse()?;
@@ -55,28 +170,15 @@ impl OptimizerArgs {
             weight_decay: self.weight_decay,
             ..AdamConfig::default()
         });
-        let only = |flag: &str, set: bool, allowed: &[&str]| -> Result<()> {
-            if set && !allowed.contains(&config_name(name)) {
+        for (flag, set) in self.given() {
+            let allowed = flag_scope(flag);
+            if set && !allowed.contains(&config.name()) {
                 bail!(
                     "--{flag} does not apply to {name} (only to {})",
                     allowed.join(", ")
                 );
             }
-            Ok(())
-        };
-        only(
-            "rho",
-            self.rho.is_some(),
-            &["sam", "graphsam", "sam-k", "looksam"],
-        )?;
-        only("beta", self.beta.is_some(), &["graphsam"])?;
-        only("gamma", self.gamma.is_some(), &["graphsam"])?;
-        only("lambda", self.rho_period.is_some(), &["graphsam"])?;
-        only("anchor-every", self.anchor_every.is_some(), &["graphsam"])?;
-        only("compounding-rho", self.compounding_rho, &["graphsam"])?;
-        only("adaptive", self.adaptive, &["sam", "graphsam", "sam-k"])?;
-        only("k", self.k.is_some(), &["sam-k", "looksam"])?;
-        only("alpha", self.alpha.is_some(), &["looksam"])?;
+        }
         match &mut config {
             OptimizerConfig::Adam(c) => {
                 *c = AdamConfig {
@@ -90,6 +192,15 @@ impl OptimizerArgs {
                 c.base = base;
             }
             OptimizerConfig::GraphSam(c) => {
+                if self.reference_code {
+                    let rho = self.rho.unwrap_or(c.rho);
+                    // Their radius and ρ are separate settings, both 0.05 by default.
+                    *c = GraphSamConfig {
+                        rho,
+                        radius: Some(rho),
+                        ..GraphSamConfig::reference_code()
+                    };
+                }
                 c.rho = self.rho.unwrap_or(c.rho);
                 c.beta = self.beta.unwrap_or(c.beta);
                 c.gamma = self.gamma.unwrap_or(c.gamma);
@@ -100,7 +211,7 @@ impl OptimizerArgs {
                 if self.compounding_rho {
                     c.rho_decay = RhoDecay::Compounding;
                 }
-                c.adaptive = self.adaptive;
+                c.adaptive = c.adaptive || self.adaptive;
                 c.base = base;
             }
             OptimizerConfig::SamK(c) => {
@@ -115,16 +226,51 @@ impl OptimizerArgs {
                 c.alpha = self.alpha.unwrap_or(c.alpha);
                 c.base = base;
             }
+            OptimizerConfig::AeSam(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.delta = self.delta.unwrap_or(c.delta);
+                c.lambda1 = self.lambda1.unwrap_or(c.lambda1);
+                c.lambda2 = self.lambda2.unwrap_or(c.lambda2);
+                c.base = base;
+            }
+            OptimizerConfig::Rst(c) => {
+                c.rho = self.rho.unwrap_or(c.rho);
+                c.schedule = self.rst_schedule()?;
+                c.base = base;
+            }
         }
         config.validate()?;
         Ok(config)
     }
-}
 
-fn config_name(name: &str) -> &'static str {
-    name.parse::<OptimizerConfig>()
-        .map(|c| c.name())
-        .unwrap_or("")
+    /// RST's schedule from --rst-schedule, --sam-prob and --sam-prob-end.
+    fn rst_schedule(&self) -> Result<RstSchedule> {
+        let start = self.sam_prob.unwrap_or(0.5);
+        let kind = self.rst_schedule.unwrap_or(RstScheduleKind::Constant);
+        let end = || {
+            self.sam_prob_end.ok_or_else(|| {
+                anyhow!(
+                    "--rst-schedule {} needs --sam-prob-end (the probability at the end of the run)",
+                    format!("{kind:?}").to_lowercase()
+                )
+            })
+        };
+        Ok(match kind {
+            RstScheduleKind::Constant => {
+                if self.sam_prob_end.is_some() {
+                    bail!("--sam-prob-end needs --rst-schedule linear, piecewise or cosine");
+                }
+                RstSchedule::Constant { p: start }
+            }
+            RstScheduleKind::Linear => RstSchedule::Linear { start, end: end()? },
+            RstScheduleKind::Piecewise => RstSchedule::Piecewise {
+                start,
+                end: end()?,
+                switch_at: 0.5,
+            },
+            RstScheduleKind::Cosine => RstSchedule::Cosine { start, end: end()? },
+        })
+    }
 }
 
 /// Learning-rate schedule flags (NoamLR, the same for every optimizer).
@@ -198,7 +344,8 @@ impl LoopArgs {
             patience: self.patience,
             batch_size: self.batch_size,
             seed,
-            optimizer,
+            // RST's draws follow the run's seed, so seeds differ in them too.
+            optimizer: optimizer.with_seed(seed),
             schedule: schedule.config(),
             metric,
         }
@@ -267,9 +414,16 @@ mod tests {
             rho_period: None,
             anchor_every: None,
             compounding_rho: false,
+            reference_code: false,
             adaptive: false,
             k: None,
             alpha: None,
+            delta: None,
+            lambda1: None,
+            lambda2: None,
+            rst_schedule: None,
+            sam_prob: None,
+            sam_prob_end: None,
             weight_decay: 0.0,
         }
     }
@@ -317,6 +471,165 @@ mod tests {
                 .to_string()
                 .contains("unknown optimizer")
         );
+    }
+
+    #[test]
+    fn ae_sam_and_rst_flags_reach_their_configs() {
+        let args = OptimizerArgs {
+            rho: Some(0.1),
+            delta: Some(0.8),
+            lambda1: Some(-2.0),
+            lambda2: Some(0.5),
+            ..flags()
+        };
+        let OptimizerConfig::AeSam(c) = args.config("ae-sam").unwrap() else {
+            panic!("not ae-sam")
+        };
+        assert_eq!(
+            (c.rho, c.delta, c.lambda1, c.lambda2),
+            (0.1, 0.8, -2.0, 0.5)
+        );
+
+        let OptimizerConfig::Rst(c) = flags().config("rst").unwrap() else {
+            panic!("not rst")
+        };
+        assert_eq!(c.schedule, RstSchedule::Constant { p: 0.5 });
+        let args = OptimizerArgs {
+            rst_schedule: Some(RstScheduleKind::Linear),
+            sam_prob: Some(0.2),
+            sam_prob_end: Some(0.9),
+            ..flags()
+        };
+        let OptimizerConfig::Rst(c) = args.config("rst").unwrap() else {
+            panic!("not rst")
+        };
+        assert_eq!(
+            c.schedule,
+            RstSchedule::Linear {
+                start: 0.2,
+                end: 0.9
+            }
+        );
+    }
+
+    #[test]
+    fn ae_sam_and_rst_flag_mistakes_are_explained() {
+        let err = |args: OptimizerArgs, name: &str| args.config(name).unwrap_err().to_string();
+        let linear = OptimizerArgs {
+            rst_schedule: Some(RstScheduleKind::Linear),
+            ..flags()
+        };
+        assert_eq!(
+            err(linear, "rst"),
+            "--rst-schedule linear needs --sam-prob-end (the probability at the end of the run)"
+        );
+        let end_only = OptimizerArgs {
+            sam_prob_end: Some(0.5),
+            ..flags()
+        };
+        assert!(err(end_only, "rst").contains("needs --rst-schedule"));
+        let too_likely = OptimizerArgs {
+            sam_prob: Some(1.5),
+            ..flags()
+        };
+        assert!(err(too_likely, "rst").contains("schedule.p"));
+        let delta = OptimizerArgs {
+            delta: Some(0.5),
+            ..flags()
+        };
+        assert_eq!(
+            err(delta, "rst"),
+            "--delta does not apply to rst (only to ae-sam)"
+        );
+        let bad_delta = OptimizerArgs {
+            delta: Some(1.0),
+            ..flags()
+        };
+        assert!(err(bad_delta, "ae-sam").contains("delta"));
+    }
+
+    #[test]
+    fn negative_lambdas_parse_from_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            optimizer: OptimizerArgs,
+        }
+        use clap::Parser;
+        let line =
+            Line::try_parse_from(["graphsam", "--lambda1", "-1.5", "--lambda2", "0.5"]).unwrap();
+        assert_eq!(
+            (line.optimizer.lambda1, line.optimizer.lambda2),
+            (Some(-1.5), Some(0.5))
+        );
+        let line = Line::try_parse_from([
+            "graphsam",
+            "--rst-schedule",
+            "cosine",
+            "--sam-prob-end",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(line.optimizer.rst_schedule, Some(RstScheduleKind::Cosine));
+    }
+
+    #[test]
+    fn reference_code_flag_builds_the_authors_configuration() {
+        let args = OptimizerArgs {
+            reference_code: true,
+            ..flags()
+        };
+        let OptimizerConfig::GraphSam(c) = args.config("graphsam").unwrap() else {
+            panic!("not graphsam")
+        };
+        assert_eq!(c, GraphSamConfig::reference_code());
+        let args = OptimizerArgs {
+            reference_code: true,
+            rho: Some(0.1),
+            ..flags()
+        };
+        let OptimizerConfig::GraphSam(c) = args.config("graphsam").unwrap() else {
+            panic!("not graphsam")
+        };
+        assert_eq!(
+            (c.rho, c.radius, c.reference_quirks),
+            (0.1, Some(0.1), true)
+        );
+    }
+
+    #[test]
+    fn every_flag_of_the_scope_table_can_be_unset() {
+        let all = OptimizerArgs {
+            rho: Some(0.1),
+            beta: Some(0.9),
+            gamma: Some(0.5),
+            rho_period: Some(2),
+            anchor_every: Some(3),
+            compounding_rho: true,
+            reference_code: true,
+            adaptive: true,
+            k: Some(2),
+            alpha: Some(0.5),
+            delta: Some(0.8),
+            lambda1: Some(-1.0),
+            lambda2: Some(1.0),
+            rst_schedule: Some(RstScheduleKind::Linear),
+            sam_prob: Some(0.3),
+            sam_prob_end: Some(0.6),
+            weight_decay: 0.0,
+        };
+        assert!(all.given().iter().all(|(_, set)| *set));
+        for (flag, _) in FLAG_SCOPE {
+            let unset = all.without(flag);
+            let still: Vec<&str> = unset
+                .given()
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(f, _)| *f)
+                .collect();
+            assert_eq!(still.len(), FLAG_SCOPE.len() - 1, "{flag}");
+            assert!(!still.contains(&flag), "{flag}");
+        }
     }
 
     fn model(kind: ModelKind, hidden: Option<usize>, layers: Option<usize>) -> ModelArgs {

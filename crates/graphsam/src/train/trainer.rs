@@ -133,6 +133,8 @@ pub fn fit<M: PropertyModel>(
     let steps_per_epoch = split.train.len().div_ceil(settings.batch_size);
     let schedule = NoamLr::new(settings.schedule.clone(), steps_per_epoch, settings.epochs)
         .map_err(|e| anyhow!("learning-rate schedule: {e}"))?;
+    // AE-SAM's threshold and RST's probability schedules run over the whole run.
+    optimizer.set_total_steps((steps_per_epoch * settings.epochs) as u64);
 
     let mut state = TrainerState {
         epochs_done: 0,
@@ -157,7 +159,7 @@ pub fn fit<M: PropertyModel>(
         }
         model = model_record_from_bytes(model, ckpt.model, &path.display().to_string())?;
         optimizer
-            .load_state(&ckpt.optimizer, device)
+            .load_state(&ckpt.optimizer, &model)
             .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
         let best_path = out_dir.expect("checkpoint implies folder").join(files::BEST_MODEL);
         best_model = super::checkpoint::load_model(best_model, &best_path)?;
