@@ -99,9 +99,10 @@ pub(crate) struct Progress {
     /// The run's length T, for AE-SAM's and RST's schedules.
     #[serde(default)]
     pub total_steps: Option<u64>,
-    /// AE-SAM: EMA of ‖g‖² (μ) and of its squared deviation (σ²).
+    /// AE-SAM: EMA of ‖g‖² (μ).
     #[serde(default)]
     pub grad_sq_mean: f64,
+    /// AE-SAM: EMA of (‖g‖² − μ)² (σ²).
     #[serde(default)]
     pub grad_sq_var: f64,
 }
