@@ -342,6 +342,15 @@ impl Default for LookSamConfig {
 /// to λ₁ at the last, so SAM steps grow more frequent as training proceeds.
 /// T is the run's length, given by [`SharpnessOptimizer::set_total_steps`].
 /// S + (number of SAM steps) passes per S steps.
+///
+/// As in the paper (arXiv 2304.14647, method section): the variance is
+/// taken around the *updated* mean μ_t, and the statistic is the squared
+/// norm of the clean minibatch gradient ∇L(B_t; w_t), the same g that a SAM
+/// step then perturbs along. No official code was found to compare with.
+/// With λ₁ = −1, λ₂ = 1 the threshold sweeps μ ± σ symmetrically, so under
+/// the paper's normal model of ‖g‖² about half of the steps are SAM steps.
+/// Starting μ and σ² at 0 is this crate's choice; the paper's statement of
+/// the initial values could not be checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AeSamConfig {
@@ -370,19 +379,26 @@ impl Default for AeSamConfig {
 }
 
 /// RST (Zhao, Zhang & Hu, "Randomized Sharpness-Aware Training for Boosting
-/// Computational Efficiency in Deep Learning", 2022; SS-SAM in its first
-/// version): at step t a Bernoulli trial with probability p_t picks a SAM
-/// step (ε = ρ g/‖g‖, update with ∇L(w+ε)) or a base step with g.
+/// Computational Efficiency in Deep Learning", arXiv 2203.09962, 2022, AAAI
+/// 2023 per the authors' release; SS-SAM in its first version): at step t a
+/// Bernoulli trial with probability p_t picks a SAM step (ε = ρ g/‖g‖,
+/// update with ∇L(w+ε)) or a base step with g.
 ///
 /// The draw is a hash of (`seed`, t), not a stateful generator, so a run is
 /// reproducible and a resumed run draws exactly what the uninterrupted one
-/// would have. Expected passes per S steps: S (1 + mean p_t).
+/// would have. The authors' JAX training loop (the "hybrid training" of
+/// their `gnp` codebase, whose `use_hybrid_training` / `hybrid_config.p`
+/// flags the RST release's README also uses) likewise draws Bernoulli(p_t)
+/// from a key folded with the 0-based optimizer update count t, taking the
+/// sharpness-aware step on success and the plain step otherwise. Expected
+/// passes per S steps: S (1 + mean p_t).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RstConfig {
     /// Radius ρ of the SAM steps. Default 0.05.
     pub rho: f64,
-    /// How p_t evolves over the run. Default constant 0.5.
+    /// How p_t evolves over the run. Default constant 0.5 (see
+    /// [`RstSchedule::default`]).
     pub schedule: RstSchedule,
     /// Seed of the per-step draws. Default 0 (graphsam uses the run's seed).
     pub seed: u64,

@@ -197,10 +197,12 @@ impl RhoSchedule {
 
 /// How RST's probability p_t of a SAM step evolves over a run of T steps.
 ///
-/// The paper studies constant, piecewise, linear and trigonometric schedules
-/// and finds the expected share of SAM steps matters most; the forms below
-/// are parameterised by their start and end values over the run, with
-/// f = t/T (t the 0-based step, clamped to [0, 1]).
+/// The paper studies four families of scheduling function: constant,
+/// piecewise, linear and trigonometric. Their exact parameterisations in
+/// the paper could not be checked here, so the forms below are general:
+/// each runs from a start to an end value over the run, with f = t/T (t the
+/// 0-based step, clamped to [0, 1]); increasing and decreasing variants are
+/// both expressible.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RstSchedule {
@@ -240,8 +242,10 @@ fn half() -> f64 {
 }
 
 impl Default for RstSchedule {
-    /// Constant 0.5: half the steps are SAM steps, the setting in which the
-    /// paper reports saving half of SAM's extra cost.
+    /// Constant 0.5: half the steps are SAM steps, which is the "saving 50%
+    /// extra computation cost" of the paper's abstract. The authors' JAX
+    /// base config leaves hybrid training off (p = 0); the RST README's
+    /// example run uses a constant p = 0.6.
     fn default() -> Self {
         RstSchedule::Constant { p: 0.5 }
     }
