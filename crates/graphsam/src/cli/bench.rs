@@ -1,21 +1,15 @@
 //! `graphsam bench`: per-step cost of each optimizer on the same model and
 //! the same batches, in one process, interleaved, as ratios to Adam.
 
-use std::time::Instant;
-
-use anyhow::{Result, anyhow, bail};
-use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use anyhow::{Result, bail};
 use clap::Args;
-
-use graphsam_optim::{OptimizerConfig, SharpnessOptimizer};
 
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::train::{load_options, model_spec};
 use super::train_args::{ModelArgs, OptimizerArgs};
-use crate::data::{BatchLayout, MoleculeDataset, TargetScaler, TaskType, shuffled_batches};
-use crate::model::PropertyModel;
+use crate::data::{TargetScaler, TaskType, shuffled_batches};
+use crate::train::bench;
 
 /// Arguments of `graphsam bench`.
 #[derive(Debug, Args)]
@@ -38,14 +32,6 @@ pub struct BenchArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
-}
-
-/// Timings of one optimizer.
-struct Timing {
-    name: String,
-    seconds: Vec<f64>,
-    passes: u64,
-    molecules: usize,
 }
 
 /// Runs the command.
@@ -87,8 +73,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.steps,
         args.device.name()
     );
-    let timings = crate::with_model!(&spec, &plain, 0, |model| {
-        time_steps(
+    let costs = crate::with_model!(&spec, &plain, 0, |model| {
+        bench::time_optimizers(
             model,
             &dataset,
             scaler.as_ref(),
@@ -97,28 +83,59 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &device,
         )
     })?;
-    let reference = timings
+    let reference = costs
         .iter()
-        .find(|t| t.name == "adam")
-        .map(|t| mean(&t.seconds))
-        .unwrap_or_else(|| mean(&timings[0].seconds));
+        .find(|c| c.name == "adam")
+        .unwrap_or(&costs[0])
+        .mean_seconds();
     println!(
-        "{:<10} {:>10} {:>10} {:>12} {:>10} {:>12}",
-        "optimizer", "s/step", "±", "molecules/s", "ratio", "passes/step"
+        "{:<10} {:>9} {:>8} {:>12} {:>7} {:>12} {:>11} {:>8}",
+        "optimizer", "s/step", "±", "molecules/s", "ratio", "passes/step", "GFLOP/step", "GFLOP/s"
     );
-    for t in &timings {
-        let m = mean(&t.seconds);
+    for c in &costs {
+        let steps = c.seconds.len() as f64;
         println!(
-            "{:<10} {:>10.4} {:>10.4} {:>12.1} {:>10.2} {:>12.2}",
-            t.name,
-            m,
-            std_dev(&t.seconds),
-            t.molecules as f64 / t.seconds.iter().sum::<f64>(),
-            m / reference,
-            t.passes as f64 / t.seconds.len() as f64
+            "{:<10} {:>9.4} {:>8.4} {:>12.1} {:>7.2} {:>12.2} {:>11.2} {:>8.1}",
+            c.name,
+            c.mean_seconds(),
+            std_dev(&c.seconds),
+            c.molecules as f64 / c.seconds.iter().sum::<f64>(),
+            c.mean_seconds() / reference,
+            c.passes as f64 / steps,
+            c.flops / steps / 1e9,
+            c.gflops_per_second(),
         );
     }
-    if let Some(peak) = peak_rss_mib() {
+    println!(
+        "FLOPs: the matrix products of forward+backward, 2 per multiply-add, counted from each batch's shapes (element-wise work not counted)."
+    );
+    if args.device.backend()?.is_cpu() {
+        match bench::cpu_peak(rayon::current_num_threads()) {
+            Some(peak) => {
+                let best = costs.iter().map(|c| c.gflops_per_second()).fold(0.0, f64::max);
+                println!(
+                    "CPU fp32 peak {:.0} GFLOP/s = {}; the fastest optimizer reached {:.1} % of it",
+                    peak.gflops,
+                    peak.derivation,
+                    100.0 * best / peak.gflops
+                );
+            }
+            None => println!("CPU fp32 peak: unknown (no /proc/cpuinfo clock and SIMD flags to derive it from)"),
+        }
+    }
+    let phases = crate::with_model!(&spec, &plain, 0, |model| {
+        bench::step_phases(model, &dataset, scaler.as_ref(), &batches[1], &device, 3)
+    })?;
+    let total = phases.total();
+    println!("where one Adam step's time goes (median of 3 instrumented steps on batch 1, {total:.4} s in all):");
+    for (name, seconds) in phases.named() {
+        println!(
+            "  {name:<26} {:>9.2} ms {:>6.1} %",
+            seconds * 1e3,
+            100.0 * seconds / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    if let Some(peak) = bench::peak_rss_mib() {
         println!("peak RSS of the process: {peak:.0} MiB");
     }
     println!(
@@ -127,80 +144,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn time_steps<M: PropertyModel>(
-    model: M,
-    dataset: &MoleculeDataset,
-    scaler: Option<&TargetScaler>,
-    batches: &[Vec<usize>],
-    configs: &[OptimizerConfig],
-    device: &Device,
-) -> Result<Vec<Timing>> {
-    let model = model.to_device(device).train();
-    let mut runs: Vec<(SharpnessOptimizer<M>, M, Timing)> = configs
-        .iter()
-        .map(|c| {
-            let mut opt = c.init::<M>().map_err(|e| anyhow!("{e}"))?;
-            opt.start_epoch(0);
-            // AE-SAM's and RST's schedules span the benchmark's steps.
-            opt.set_total_steps(batches.len() as u64);
-            let timing = Timing {
-                name: c.name().to_string(),
-                seconds: Vec::new(),
-                passes: 0,
-                molecules: 0,
-            };
-            Ok((opt, model.clone(), timing))
-        })
-        .collect::<Result<_>>()?;
-    let inputs = batches
-        .iter()
-        .map(|b| M::input(&M::Batch::assemble(dataset, b, scaler)?, device))
-        .collect::<Result<Vec<_>>>()?;
-    let task = dataset.task_type;
-    for (step, input) in inputs.iter().enumerate() {
-        // Interleave the optimizers step by step so drifts in machine load hit all alike.
-        for (opt, model, timing) in runs.iter_mut() {
-            let before = opt.counters().forward;
-            let started = Instant::now();
-            let current = model.clone();
-            let (next, _) = opt
-                .step(1e-3, current, |m: &M| {
-                    let loss = m.loss(input, task, step as u64);
-                    let value: f32 = loss.clone().into_scalar();
-                    Ok::<_, std::convert::Infallible>((
-                        value,
-                        GradientsParams::from_grads(loss.backward(), m),
-                    ))
-                })
-                .map_err(|e| anyhow!("{}: {e}", timing.name))?;
-            // A GPU runs kernels asynchronously: wait for the update to finish before timing.
-            device
-                .sync()
-                .map_err(|e| anyhow!("{}: device error: {e:?}", timing.name))?;
-            let seconds = started.elapsed().as_secs_f64();
-            *model = next;
-            if step > 0 {
-                timing.seconds.push(seconds);
-                timing.passes += opt.counters().forward - before;
-                timing.molecules += batches[step].len();
-            }
-        }
-    }
-    Ok(runs.into_iter().map(|(_, _, t)| t).collect())
-}
-
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
 fn std_dev(values: &[f64]) -> f64 {
     super::train::mean_std(values).1
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

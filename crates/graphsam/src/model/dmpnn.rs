@@ -15,6 +15,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
+use super::flops::{Grads, PassFlops};
 use super::graph_input::GraphInput;
 use super::graph_layers::{FfnHead, ParamInit, bond_messages, dropout, mean_readout, scatter_sum};
 use super::loss::{masked_bce_with_logits, masked_mse};
@@ -150,6 +151,25 @@ impl Dmpnn {
             .forward(Tensor::cat(vec![input.atom_features.clone(), incoming], 1));
         let atoms = dropout(relu(atoms), self.dropout, mode);
         mean_readout(atoms, input)
+    }
+
+    /// Matrix-product FLOPs of one training pass on `input`, from its shapes
+    /// (the mode does not change them: D-MPNN has a fixed depth).
+    pub fn pass_flops(&self, input: &GraphInput, _mode: ForwardMode<'_>) -> PassFlops {
+        let (atoms, bonds) = (input.n_atoms(), input.n_bonds());
+        let [input_width, hidden] = self.w_input.weight.dims();
+        let [output_width, _] = self.w_output.weight.dims();
+        let mut flops = PassFlops::default();
+        if bonds > 0 {
+            // [source atom ‖ bond] features are data.
+            flops.matmul(1, bonds, input_width, hidden, Grads::Right);
+            for _ in 1..self.depth {
+                flops.matmul(1, bonds, hidden, hidden, Grads::Both);
+            }
+        }
+        flops.matmul(1, atoms, output_width, hidden, Grads::Both);
+        flops += self.head.pass_flops(input.n_molecules);
+        flops
     }
 
     /// Logits, `n_molecules × n_tasks`.

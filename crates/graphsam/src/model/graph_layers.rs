@@ -10,6 +10,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::ForwardMode;
+use super::flops::{Grads, PassFlops};
 use super::graph_input::GraphInput;
 
 /// One draw of a standard normal (Box–Muller), from any generator.
@@ -176,6 +177,16 @@ impl FfnHead {
             1 => d_in * n_tasks + n_tasks,
             l => (d_in + 1) * hidden + (l - 2) * (hidden + 1) * hidden + (hidden + 1) * n_tasks,
         }
+    }
+
+    /// Matrix-product FLOPs of a training pass over `rows` molecule vectors.
+    pub fn pass_flops(&self, rows: usize) -> PassFlops {
+        let mut flops = PassFlops::default();
+        for layer in &self.layers {
+            let [d_in, d_out] = layer.weight.dims();
+            flops.matmul(1, rows, d_in, d_out, Grads::Both);
+        }
+        flops
     }
 
     /// Logits, `rows × n_tasks`.

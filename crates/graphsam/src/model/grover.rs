@@ -35,6 +35,7 @@ use super::graph_layers::{
     FfnHead, ParamInit, bond_messages, dropout, mean_readout, neighbour_sum, scatter_sum,
     standard_normal,
 };
+use super::flops::{Grads, PassFlops};
 use super::loss::{masked_bce_with_logits, masked_mse};
 use super::{ForwardMode, TaskType};
 
@@ -344,6 +345,31 @@ impl MtBlock {
         h
     }
 
+    /// Matrix-product FLOPs of this block on `rows` rows with `steps`
+    /// message-passing iterations per encoder. Only a first block has an
+    /// input layer, and its input is the feature table (data).
+    fn pass_flops(&self, rows: usize, steps: &[usize]) -> PassFlops {
+        let [_, _, d] = self.message_weights.dims();
+        let h = self.heads;
+        let mut flops = PassFlops::default();
+        if let Some(input) = &self.input {
+            let [width, _] = input.weight.dims();
+            flops.matmul(1, rows, width, d, Grads::Right);
+        }
+        let max_steps = steps.iter().copied().max().unwrap_or(0);
+        for step in 0..max_steps {
+            let active = steps.iter().filter(|&&s| s > step).count();
+            flops.matmul(active, rows, d, d, Grads::Both);
+        }
+        // q, k, v; scores and context per (row, attention head); output maps.
+        flops.matmul(3, h * rows, d, d, Grads::Both);
+        flops.matmul(rows * h, h, d / h, h, Grads::Both);
+        flops.matmul(rows * h, h, h, d / h, Grads::Both);
+        flops.matmul(1, h * rows, d, d, Grads::Both);
+        flops.matmul(1, rows, h * d, d, Grads::Both);
+        flops
+    }
+
     /// Attention across the H heads of each row (§2.3): `3H × rows × d` →
     /// `rows × d` after W_o.
     fn attention(&self, encoded: Tensor<3>, mode: &mut ForwardMode<'_>) -> Tensor<2> {
@@ -427,6 +453,43 @@ impl Grover {
         }
     }
 
+    /// Message-passing iterations of every block of one pass, node-view
+    /// blocks first, drawn before the pass starts (so a FLOP count can replay
+    /// them from the same seed).
+    fn depth_plan(&self, mode: &mut ForwardMode<'_>) -> Vec<Vec<usize>> {
+        self.node_blocks
+            .iter()
+            .chain(&self.edge_blocks)
+            .map(|block| self.block_steps(block, mode))
+            .collect()
+    }
+
+    /// Matrix-product FLOPs of the training pass `mode` drives on `input`
+    /// (the sampled message-passing depths included).
+    pub fn pass_flops(&self, input: &GraphInput, mut mode: ForwardMode<'_>) -> PassFlops {
+        let plan = self.depth_plan(&mut mode);
+        let (atoms, bonds) = (input.n_atoms(), input.n_bonds());
+        let mut flops = PassFlops::default();
+        let (node_plan, edge_plan) = plan.split_at(self.node_blocks.len());
+        for (block, steps) in self.node_blocks.iter().zip(node_plan) {
+            flops += block.pass_flops(atoms, steps);
+        }
+        if bonds > 0 {
+            for (block, steps) in self.edge_blocks.iter().zip(edge_plan) {
+                flops += block.pass_flops(bonds, steps);
+            }
+        }
+        for ffn in [&self.ffn_atom_from_atom, &self.ffn_atom_from_bond] {
+            let [width, expanded] = ffn.expand.weight.dims();
+            let [_, d] = ffn.contract.weight.dims();
+            flops.matmul(1, atoms, width, expanded, Grads::Both);
+            flops.matmul(1, atoms, expanded, d, Grads::Both);
+        }
+        flops += self.head_atom_from_atom.pass_flops(input.n_molecules);
+        flops += self.head_atom_from_bond.pass_flops(input.n_molecules);
+        flops
+    }
+
     fn atom_output(
         &self,
         ffn: &PositionwiseFfn,
@@ -456,10 +519,11 @@ impl Grover {
             input.atom_dim(),
             input.bond_dim()
         );
+        let plan = self.depth_plan(mode);
+        let (node_plan, edge_plan) = plan.split_at(self.node_blocks.len());
         let mut atoms = input.atom_features.clone();
-        for block in &self.node_blocks {
-            let steps = self.block_steps(block, mode);
-            atoms = block.forward(atoms, input, View::Node, &steps, mode);
+        for (block, steps) in self.node_blocks.iter().zip(node_plan) {
+            atoms = block.forward(atoms, input, View::Node, steps, mode);
         }
         let neighbour_atoms = neighbour_sum(atoms, 0, input);
         // A batch without bonds has an empty edge view: every atom receives
@@ -468,9 +532,8 @@ impl Grover {
             neighbour_atoms.zeros_like()
         } else {
             let mut bonds = input.source_atom_and_bond_features();
-            for block in &self.edge_blocks {
-                let steps = self.block_steps(block, mode);
-                bonds = block.forward(bonds, input, View::Edge, &steps, mode);
+            for (block, steps) in self.edge_blocks.iter().zip(edge_plan) {
+                bonds = block.forward(bonds, input, View::Edge, steps, mode);
             }
             scatter_sum(bonds, 0, &input.bond_target, input.n_atoms())
         };

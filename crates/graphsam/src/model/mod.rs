@@ -8,6 +8,7 @@
 
 pub mod compt;
 pub mod dmpnn;
+pub mod flops;
 pub mod graph_input;
 pub mod graph_layers;
 pub mod grover;
@@ -24,6 +25,7 @@ pub use crate::data::TaskType;
 use crate::data::{BatchLayout, DenseBatch, PackedBatch};
 use compt::{Compt, ComptConfig, ComptInput};
 use dmpnn::{Dmpnn, DmpnnConfig};
+pub use flops::{Grads, PassFlops};
 use graph_input::GraphInput;
 use grover::{Grover, GroverConfig};
 
@@ -74,6 +76,10 @@ pub trait PropertyModel: Module + Sized {
     /// Predictions (B × T): probabilities for classification, standardised
     /// values for regression. Deterministic (evaluation mode).
     fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2>;
+
+    /// Matrix-product FLOPs of the training pass [`loss`](Self::loss) runs
+    /// on `input` with `step_seed` (forward and backward), from the shapes it runs.
+    fn pass_flops(&self, input: &Self::Input, step_seed: u64) -> PassFlops;
 }
 
 /// A device batch with its targets and label mask (B × T each).
@@ -130,6 +136,10 @@ impl PropertyModel for Compt {
             TaskType::Regression => out,
         }
     }
+
+    fn pass_flops(&self, input: &Self::Input, _step_seed: u64) -> PassFlops {
+        Compt::pass_flops(self, &input.input)
+    }
 }
 
 fn graph_input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Labelled<GraphInput>> {
@@ -176,6 +186,11 @@ macro_rules! packed_property_model {
 
             fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
                 <$model>::predict(self, &input.input, task)
+            }
+
+            fn pass_flops(&self, input: &Self::Input, step_seed: u64) -> PassFlops {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(step_seed);
+                <$model>::pass_flops(self, &input.input, ForwardMode::Train(&mut rng))
             }
         }
     };

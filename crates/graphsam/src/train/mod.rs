@@ -1,5 +1,6 @@
 //! Train stage: the training loop, early stopping, checkpoints and run records.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod compare;
 pub mod record;

@@ -212,7 +212,7 @@ pub struct AtomLayout {
 }
 
 impl AtomLayout {
-    /// Layout of a (B, L) mask of 1/0.
+    /// Layout of a (B, L) mask of 1/0 (reads the mask back to the host).
     pub fn new(mask: &Tensor<2>) -> Self {
         let [batch, atoms] = mask.dims();
         let values: Vec<f32> = mask
@@ -225,16 +225,30 @@ impl AtomLayout {
             .filter(|&i| values[i] > 0.5)
             .map(|i| i as i64)
             .collect();
+        Self::from_real_rows(real, batch, atoms, &mask.device())
+    }
+
+    /// Layout of molecules whose `counts[j]` real atoms come first in rows
+    /// of `atoms` (the batcher's layout), built on the host.
+    pub fn from_counts(counts: &[usize], atoms: usize, device: &Device) -> Self {
+        let real: Vec<i64> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(j, &n)| (0..n).map(move |i| (j * atoms + i) as i64))
+            .collect();
+        Self::from_real_rows(real, counts.len(), atoms, device)
+    }
+
+    fn from_real_rows(real: Vec<i64>, batch: usize, atoms: usize, device: &Device) -> Self {
         let mut padded = vec![real.len() as i64; batch * atoms];
         for (k, &i) in real.iter().enumerate() {
             padded[i as usize] = k as i64;
         }
-        let device = mask.device();
         let real_atoms = real.len();
         Self {
             real_atoms,
-            real_rows: Tensor::from_data(TensorData::new(real, [real_atoms]), &device),
-            padded_rows: Tensor::from_data(TensorData::new(padded, [batch * atoms]), &device),
+            real_rows: Tensor::from_data(TensorData::new(real, [real_atoms]), device),
+            padded_rows: Tensor::from_data(TensorData::new(padded, [batch * atoms]), device),
             batch,
             atoms,
         }

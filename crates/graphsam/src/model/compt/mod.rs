@@ -13,13 +13,14 @@ mod tests;
 
 pub use attention::{AtomLayout, DistanceKernel, MessageAttention, PairContext};
 pub use norm::{LayerNorm, Norm, NormKind, ScaleNorm};
-pub use readout::GruReadout;
+pub use readout::{GruReadout, ReadoutPlan};
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, Initializer, Linear};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::flops::{Grads, PassFlops};
 use attention::PAD_BIAS;
 
 /// Width of the CoMPT atom feature vector (DESIGN.md §5).
@@ -237,6 +238,13 @@ pub struct ComptInput {
     /// [`pair_by_row_host`]) because the device transpose costs more than
     /// the whole attention.
     pub pair_by_row: Tensor<4>,
+    /// Real atoms of each molecule, known on the host, so a pass never
+    /// reads the mask back from the device.
+    pub atom_counts: Vec<usize>,
+    /// Packed ↔ padded row maps of the real atoms.
+    pub layout: AtomLayout,
+    /// The GRU readout's row bookkeeping.
+    pub readout_plan: ReadoutPlan,
 }
 
 /// Host layout of [`ComptInput::pair_by_row`] from row-major (B, L, L, f) pair features.
@@ -293,7 +301,11 @@ impl ComptInput {
                 "CoMPT batch: `{name}` has {len} values, expected {want} for {b} molecules of {l} atoms"
             );
         }
+        let atom_counts = prefix_counts(mask, b, l);
         Self {
+            layout: AtomLayout::from_counts(&atom_counts, l, device),
+            readout_plan: ReadoutPlan::from_counts(&atom_counts, l, device),
+            atom_counts,
             node_features: Tensor::from_data(
                 TensorData::new(node.to_vec(), [b, l, atom_dim]),
                 device,
@@ -317,6 +329,25 @@ impl ComptInput {
         let [b, l] = self.atom_mask.dims();
         (b, l)
     }
+}
+
+/// Real atoms per molecule of a (B, L) host mask of 1/0 whose rows are of
+/// the form 1…1 0…0.
+///
+/// # Panics
+/// If a row has padding before a real atom (the batcher's contract).
+pub(crate) fn prefix_counts(mask: &[f32], batch: usize, atoms: usize) -> Vec<usize> {
+    (0..batch)
+        .map(|j| {
+            let row = &mask[j * atoms..(j + 1) * atoms];
+            let n = row.iter().take_while(|v| **v > 0.5).count();
+            assert!(
+                row[n..].iter().all(|v| *v <= 0.5),
+                "CoMPT readout: molecule {j} of the batch has padding before a real atom; real atoms must come first"
+            );
+            n
+        })
+        .collect()
 }
 
 /// One encoder layer: norm shared by the three sub-steps, message attention,
@@ -396,7 +427,7 @@ impl Compt {
     /// batcher's layout; see [`GruReadout::forward`]).
     pub fn forward(&self, input: &ComptInput) -> Tensor<2> {
         let encoded = self.encode(input);
-        let molecules = self.readout.forward(encoded, input.atom_mask.clone());
+        let molecules = self.readout.forward_planned(encoded, &input.readout_plan);
         self.predict(molecules)
     }
 
@@ -405,7 +436,7 @@ impl Compt {
     /// in the (L × L) attention scores.
     pub fn encode(&self, input: &ComptInput) -> Tensor<3> {
         let (batch, atoms) = input.dims();
-        let layout = AtomLayout::new(&input.atom_mask);
+        let layout = &input.layout;
         if layout.real_atoms == 0 {
             let like = &input.node_features;
             return Tensor::zeros([batch, atoms, self.d_model], (&like.device(), like.dtype()));
@@ -423,7 +454,7 @@ impl Compt {
                 .forward(positions)
                 .reshape([real, self.d_model]);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, &self.edge_embed, &pair, &layout);
+            hidden = layer.forward(hidden, &self.edge_embed, &pair, layout);
         }
         layout.pad(self.final_norm.forward(hidden))
     }
@@ -442,6 +473,50 @@ impl Compt {
     /// Number of scalar parameters.
     pub fn num_params(&self) -> usize {
         Module::num_params(self)
+    }
+
+    /// Matrix-product FLOPs of one training pass on `input`, from its shapes:
+    /// B molecules padded to L atoms with N real atoms in all.
+    pub fn pass_flops(&self, input: &ComptInput) -> PassFlops {
+        let (b, l) = input.dims();
+        let n: usize = input.atom_counts.iter().sum();
+        let d = self.d_model;
+        let [atom_dim, _] = self.node_embed.weight.dims();
+        let [bond_dim, _] = self.edge_embed.weight.dims();
+        let f = bond_dim + 1;
+        let mut flops = PassFlops::default();
+        if n == 0 {
+            return flops;
+        }
+        // The atom features are data: only the weight gets a gradient.
+        flops.matmul(1, n, atom_dim, d, Grads::Right);
+        for layer in &self.layers {
+            let h = layer.attention.heads;
+            // The folded score map: [√d W_e; √d b_e]·W_k, then W_q and b_q through it.
+            flops.matmul(1, f, d, d, Grads::Both);
+            flops.matmul(1, d + 1, d, h * f, Grads::Both);
+            // Pair queries u = n W_u, then scores u·(e, 1) per (molecule, atom);
+            // the bond features are data.
+            flops.matmul(1, n, d, h * f, Grads::Both);
+            flops.matmul(b * l, h, f, l, Grads::Left);
+            // Values, the message sum per (molecule, head), W_o and the FFN.
+            flops.matmul(1, n, d, d, Grads::Both);
+            flops.matmul(b * h, l, l, d / h, Grads::Both);
+            flops.matmul(1, n, d, d, Grads::Both);
+            flops.matmul(1, n, d, d, Grads::Both);
+        }
+        // GRU readout, both directions: input gates, hidden gates (every real
+        // atom is one row of one step), the merge; the averaging matrix is data.
+        flops.matmul(2, n, d, 3 * d, Grads::Both);
+        flops.matmul(2, n, d, 3 * d, Grads::Both);
+        flops.matmul(1, n, 2 * d, d, Grads::Both);
+        flops.matmul(1, b, n, d, Grads::Right);
+        for _ in &self.head {
+            flops.matmul(1, b, d, d, Grads::Both);
+        }
+        let [_, tasks] = self.output.weight.dims();
+        flops.matmul(1, b, d, tasks, Grads::Both);
+        flops
     }
 
     /// Tensors shared by every attention layer of one forward pass.

@@ -48,18 +48,40 @@ impl GruReadout {
 
     /// Molecule vectors (B, d) from encoder output `x` (B, L, d) and atom
     /// mask (B, L). Each molecule's real atoms must come first (mask 1…1 0…0),
-    /// the layout the batcher writes.
+    /// the layout the batcher writes. Reads the mask back to the host; a
+    /// training pass uses [`forward_planned`](Self::forward_planned) with the
+    /// plan its input carries.
     ///
     /// # Panics
     /// If a mask row is not of that prefix form.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+        let [batch, atoms, _] = x.dims();
+        let values: Vec<f32> = mask
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("mask converts to f32");
+        let counts = super::prefix_counts(&values, batch, atoms);
+        let plan = ReadoutPlan::from_counts(&counts, atoms, &x.device());
+        self.forward_planned(x, &plan)
+    }
+
+    /// [`forward`](Self::forward) with the row bookkeeping prepared on the host.
+    pub fn forward_planned(&self, x: Tensor<3>, plan: &ReadoutPlan) -> Tensor<2> {
         let [batch, atoms, d_model] = x.dims();
         let device = x.device();
         let dtype = x.dtype();
-        let plan = ReadoutPlan::new(&mask, batch, atoms);
+        assert_eq!(
+            (plan.batch, plan.atoms),
+            (batch, atoms),
+            "CoMPT readout: plan for {}×{} atoms, encoder output {batch}×{atoms}",
+            plan.batch,
+            plan.atoms
+        );
         if plan.real_atoms == 0 {
             return Tensor::zeros([batch, d_model], (&device, dtype));
         }
+        let mask = plan.mask.clone().cast(dtype);
 
         // Both directions start from the max over real atoms of mish(X + b).
         let mask3 = mask.unsqueeze_dim::<3>(2); // (B, L, 1)
@@ -67,7 +89,7 @@ impl GruReadout {
             + (mask3 - 1.0) * -PAD_BIAS;
         let start = pooled.max_dim(1).reshape([batch, d_model]);
         let start = start
-            .select(0, plan.index(&plan.order, &device))
+            .select(0, plan.order.clone())
             .unsqueeze::<3>()
             .repeat_dim(0, 2); // (2, B, d), longest first
 
@@ -77,7 +99,7 @@ impl GruReadout {
         // molecule simply drops out (no padded step ever touches a state).
         let rows = x
             .reshape([batch * atoms, d_model])
-            .select(0, plan.index(&plan.gather_rows, &device));
+            .select(0, plan.gather_rows.clone());
         let rows = rows.reshape([2, plan.real_atoms, d_model]);
         let input_weight = Tensor::stack::<3>(
             vec![
@@ -139,14 +161,12 @@ impl GruReadout {
         let reverse_out = outputs
             .narrow(0, 1, 1)
             .reshape([plan.real_atoms, d_model])
-            .select(0, plan.index(&plan.reverse_alignment, &device));
+            .select(0, plan.reverse_alignment.clone());
         let merged = mish(
             self.merge
                 .forward(Tensor::cat(vec![forward_out, reverse_out], 1)),
         ); // (N, d)
-        let averaging = Tensor::<1>::from_data(plan.averaging.as_slice(), (&device, dtype))
-            .reshape([batch, plan.real_atoms]);
-        averaging.matmul(merged)
+        plan.averaging.clone().cast(dtype).matmul(merged)
     }
 }
 
@@ -161,45 +181,37 @@ fn stacked_bias(forward: &Linear, reverse: &Linear) -> Tensor<3> {
     Tensor::stack::<2>(vec![bias(forward), bias(reverse)], 0).reshape([2, 1, width])
 }
 
-/// Host-side bookkeeping of which rows each GRU step reads and writes.
-struct ReadoutPlan {
+/// Which rows each GRU step reads and writes, prepared once per batch on the
+/// host (so the passes of an optimizer step share it and never read the
+/// device).
+#[derive(Debug, Clone)]
+pub struct ReadoutPlan {
+    batch: usize,
+    atoms: usize,
+    /// 1.0 for a real atom, 0.0 for padding (B, L).
+    mask: Tensor<2>,
     /// Molecules sorted by atom count, longest first.
-    order: Vec<i64>,
+    order: Tensor<1, Int>,
     /// Molecules still running at each step (a prefix of `order`).
     active: Vec<usize>,
     /// First packed row of each step, plus the total at the end.
     offsets: Vec<usize>,
     /// Rows of the flattened (B·L) encoder output: forward direction's
     /// step-major order, then the reverse direction's.
-    gather_rows: Vec<i64>,
+    gather_rows: Tensor<1, Int>,
     /// For the forward packed position of atom (j, t), the reverse packed
     /// position of the same atom.
-    reverse_alignment: Vec<i64>,
-    /// (B, N) row-major: 1/n_j where packed position belongs to molecule j.
-    averaging: Vec<f32>,
+    reverse_alignment: Tensor<1, Int>,
+    /// (B, N): 1/n_j where packed position belongs to molecule j.
+    averaging: Tensor<2>,
     /// N, the number of real atoms in the batch.
     real_atoms: usize,
 }
 
 impl ReadoutPlan {
-    fn new(mask: &Tensor<2>, batch: usize, atoms: usize) -> Self {
-        let values: Vec<f32> = mask
-            .clone()
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("mask converts to f32");
-        let counts: Vec<usize> = (0..batch)
-            .map(|j| {
-                let row = &values[j * atoms..(j + 1) * atoms];
-                let n = row.iter().take_while(|v| **v > 0.5).count();
-                assert!(
-                    row[n..].iter().all(|v| *v <= 0.5),
-                    "CoMPT readout: molecule {j} of the batch has padding before a real atom; real atoms must come first"
-                );
-                n
-            })
-            .collect();
+    /// The plan for molecules of `counts[j]` real atoms each, padded to `atoms`.
+    pub fn from_counts(counts: &[usize], atoms: usize, device: &Device) -> Self {
+        let batch = counts.len();
         let mut order: Vec<usize> = (0..batch).collect();
         order.sort_by_key(|&j| std::cmp::Reverse(counts[j]));
         let longest = counts.iter().copied().max().unwrap_or(0);
@@ -226,19 +238,26 @@ impl ReadoutPlan {
             }
         }
         forward_rows.extend(reverse_rows);
+        let mask: Vec<f32> = counts
+            .iter()
+            .flat_map(|&n| (0..atoms).map(move |i| (i < n) as u8 as f32))
+            .collect();
+        let index = |values: Vec<i64>| {
+            let n = values.len();
+            Tensor::<1, Int>::from_data(TensorData::new(values, [n]), device)
+        };
         Self {
-            order: order.into_iter().map(|j| j as i64).collect(),
+            batch,
+            atoms,
+            mask: Tensor::from_data(TensorData::new(mask, [batch, atoms]), device),
+            order: index(order.into_iter().map(|j| j as i64).collect()),
             active,
             offsets,
-            gather_rows: forward_rows,
-            reverse_alignment,
-            averaging,
+            gather_rows: index(forward_rows),
+            reverse_alignment: index(reverse_alignment),
+            averaging: Tensor::from_data(TensorData::new(averaging, [batch, real_atoms]), device),
             real_atoms,
         }
-    }
-
-    fn index(&self, values: &[i64], device: &Device) -> Tensor<1, Int> {
-        Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
     }
 }
 

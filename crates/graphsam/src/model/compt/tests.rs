@@ -360,6 +360,9 @@ fn cast_input(input: &ComptInput) -> ComptInput {
         atom_mask: input.atom_mask.clone().cast(FloatDType::F64),
         positions: input.positions.clone(),
         pair_by_row: input.pair_by_row.clone().cast(FloatDType::F64),
+        atom_counts: input.atom_counts.clone(),
+        layout: input.layout.clone(),
+        readout_plan: input.readout_plan.clone(),
     }
 }
 
@@ -485,6 +488,7 @@ fn gradients_match_finite_differences() {
             ),
         ];
         let plain = model.valid();
+        let plain_device = input.node_features.clone().without_autodiff().device();
         let input_plain = ComptInput {
             node_features: input.node_features.clone().without_autodiff(),
             pair_features: input.pair_features.clone().without_autodiff(),
@@ -492,6 +496,9 @@ fn gradients_match_finite_differences() {
             atom_mask: input.atom_mask.clone().without_autodiff(),
             positions: input.positions.clone(),
             pair_by_row: input.pair_by_row.clone().without_autodiff(),
+            atom_counts: input.atom_counts.clone(),
+            layout: AtomLayout::from_counts(&input.atom_counts, input.dims().1, &plain_device),
+            readout_plan: ReadoutPlan::from_counts(&input.atom_counts, input.dims().1, &plain_device),
         };
         let weights_plain = weights.clone().without_autodiff();
         let eval = |m: Compt| to_vec((m.forward(&input_plain) * weights_plain.clone()).sum())[0];
@@ -699,4 +706,143 @@ fn readout_rejects_padding_before_real_atoms() {
     let readout = GruReadout::new(4, &device);
     let mask = Tensor::<2>::from_floats([[1.0, 0.0, 1.0]], &device);
     readout.forward(Tensor::zeros([1, 3, 4], &device), mask);
+}
+
+/// TEMPORARY profiling harness (not to be committed).
+#[test]
+#[ignore]
+fn profile_compt_parts() {
+    use std::time::Instant;
+    let device = Device::flex().autodiff();
+    device.seed(16);
+    let mols: Vec<Molecule> = (0..32)
+        .map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64))
+        .collect();
+    let refs: Vec<&Molecule> = mols.iter().collect();
+    let input = batch(&refs, 48, &device);
+    let model = ComptConfig::for_dataset("bbbp", 1).init(&device);
+    let time = |name: &str, f: &dyn Fn() -> f64| {
+        let mut v = vec![];
+        for _ in 0..6 {
+            v.push(f());
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("{name:<40} {:8.2} ms (min {:8.2})", v[3] * 1e3, v[0] * 1e3);
+    };
+    time("full forward", &|| {
+        let t = Instant::now();
+        let out = model.forward(&input);
+        let _ = to_vec(out);
+        t.elapsed().as_secs_f64()
+    });
+    time("full forward+backward", &|| {
+        let t = Instant::now();
+        let out = model.forward(&input).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    time("encoder forward", &|| {
+        let t = Instant::now();
+        let out = model.encode(&input);
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("encoder fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = model.encode(&input).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    let encoded = model.encode(&input).detach().require_grad();
+    time("readout forward", &|| {
+        let t = Instant::now();
+        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone());
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("readout fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone()).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    let layout = AtomLayout::new(&input.atom_mask);
+    let pair = model.pair_context(&input);
+    let hidden = layout.unpad(encoded.clone()).detach().require_grad();
+    let layer = &model.layers[0];
+    time("one layer fwd", &|| {
+        let t = Instant::now();
+        let out = layer.forward(hidden.clone(), &model.edge_embed, &pair, &layout);
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("one layer fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = layer.forward(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        drop(out.backward());
+        t.elapsed().as_secs_f64()
+    });
+    time("attention fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = layer.attention.forward_packed(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        drop(out.backward());
+        t.elapsed().as_secs_f64()
+    });
+    time("layout new", &|| {
+        let t = Instant::now();
+        let _ = AtomLayout::new(&input.atom_mask);
+        t.elapsed().as_secs_f64()
+    });
+    eprintln!("real atoms {}", layout.real_atoms);
+}
+
+/// TEMPORARY.
+#[test]
+#[ignore]
+fn profile_matmul() {
+    use std::time::Instant;
+    let device = Device::flex();
+    let bench = |name: &str, m: usize, k: usize, n: usize, f: &dyn Fn() -> Tensor<2>| {
+        let mut v = vec![];
+        for _ in 0..20 {
+            let t = Instant::now();
+            let out = f();
+            let _ = out.into_data();
+            v.push(t.elapsed().as_secs_f64());
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let flops = 2.0 * (m * k * n) as f64;
+        eprintln!("{name:<40} {:8.3} ms  {:6.1} GFLOP/s", v[10] * 1e3, flops / v[10] / 1e9);
+    };
+    let a = Tensor::<2>::random([823, 256], burn::tensor::Distribution::Default, &device);
+    let w = Tensor::<2>::random([256, 256], burn::tensor::Distribution::Default, &device);
+    let w3 = Tensor::<2>::random([256, 768], burn::tensor::Distribution::Default, &device);
+    bench("823x256 @ 256x256", 823, 256, 256, &|| a.clone().matmul(w.clone()));
+    bench("823x256 @ 256x768", 823, 256, 768, &|| a.clone().matmul(w3.clone()));
+    bench("(823x256)^T @ 823x256 (weight grad)", 256, 823, 256, &|| a.clone().transpose().matmul(a.clone()));
+    bench("823x256 @ (256x256)^T (input grad)", 823, 256, 256, &|| a.clone().matmul(w.clone().transpose()));
+    let h = Tensor::<2>::random([32, 256], burn::tensor::Distribution::Default, &device);
+    bench("32x256 @ 256x768 (gru step)", 32, 256, 768, &|| h.clone().matmul(w3.clone()));
+    let big = Tensor::<2>::random([2048, 2048], burn::tensor::Distribution::Default, &device);
+    bench("2048^3", 2048, 2048, 2048, &|| big.clone().matmul(big.clone()));
+    let x = Tensor::<2>::random([823, 768], burn::tensor::Distribution::Default, &device);
+    let t = Instant::now();
+    for _ in 0..100 {
+        let _ = (x.clone().exp() + 1.0).recip();
+    }
+    eprintln!("exp+add+recip on 823x768: {:.3} ms", t.elapsed().as_secs_f64() * 10.0);
+    let t = Instant::now();
+    for _ in 0..100 {
+        let _ = x.clone() * x.clone();
+    }
+    eprintln!("mul on 823x768: {:.3} ms", t.elapsed().as_secs_f64() * 10.0);
+    let s = Tensor::<2>::random([64, 768], burn::tensor::Distribution::Default, &device);
+    let t = Instant::now();
+    for _ in 0..1000 {
+        let _ = s.clone() * s.clone();
+    }
+    eprintln!("mul on 64x768: {:.4} ms", t.elapsed().as_secs_f64());
 }

@@ -1,0 +1,338 @@
+//! What a training step costs: per-optimizer step times on the same model
+//! and the same batches (interleaved, in one process), the FLOPs each step
+//! runs, where one step's time goes, and the CPU's fp32 peak to compare with.
+//! `graphsam bench` prints these; they live here so the CLI only formats.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+
+use graphsam_optim::{OptimizerConfig, SharpnessOptimizer};
+
+use crate::data::{BatchLayout, MoleculeDataset, TargetScaler};
+use crate::model::PropertyModel;
+
+/// Measured cost of one optimizer over the timed steps.
+#[derive(Debug, Clone)]
+pub struct OptimizerCost {
+    /// Optimizer name (`adam`, `sam`, …).
+    pub name: String,
+    /// Wall seconds of each timed step.
+    pub seconds: Vec<f64>,
+    /// Forward+backward passes over the timed steps.
+    pub passes: u64,
+    /// Molecules over the timed steps.
+    pub molecules: usize,
+    /// Matrix-product FLOPs over the timed steps (each pass counted from
+    /// the shapes of its batch).
+    pub flops: f64,
+}
+
+impl OptimizerCost {
+    /// Mean seconds per step.
+    pub fn mean_seconds(&self) -> f64 {
+        self.seconds.iter().sum::<f64>() / self.seconds.len().max(1) as f64
+    }
+
+    /// Achieved matrix-product GFLOP/s over the timed steps.
+    pub fn gflops_per_second(&self) -> f64 {
+        let total: f64 = self.seconds.iter().sum();
+        if total > 0.0 { self.flops / total / 1e9 } else { 0.0 }
+    }
+}
+
+/// Steps `model` with every optimizer on the same batches: step k of every
+/// optimizer runs on batch k, interleaved so drifts in machine load hit all
+/// alike. The first batch is a warm-up and is not timed.
+pub fn time_optimizers<M: PropertyModel>(
+    model: M,
+    dataset: &MoleculeDataset,
+    scaler: Option<&TargetScaler>,
+    batches: &[Vec<usize>],
+    configs: &[OptimizerConfig],
+    device: &Device,
+) -> Result<Vec<OptimizerCost>> {
+    let model = model.to_device(device).train();
+    let mut runs: Vec<(SharpnessOptimizer<M>, M, OptimizerCost)> = configs
+        .iter()
+        .map(|c| {
+            let mut opt = c.init::<M>().map_err(|e| anyhow!("{e}"))?;
+            opt.start_epoch(0);
+            // AE-SAM's and RST's schedules span the benchmark's steps.
+            opt.set_total_steps(batches.len() as u64);
+            let cost = OptimizerCost {
+                name: c.name().to_string(),
+                seconds: Vec::new(),
+                passes: 0,
+                molecules: 0,
+                flops: 0.0,
+            };
+            Ok((opt, model.clone(), cost))
+        })
+        .collect::<Result<_>>()?;
+    let inputs = batches
+        .iter()
+        .map(|b| M::input(&M::Batch::assemble(dataset, b, scaler)?, device))
+        .collect::<Result<Vec<_>>>()?;
+    let task = dataset.task_type;
+    for (step, input) in inputs.iter().enumerate() {
+        let pass_flops = model.pass_flops(input, step as u64).total();
+        for (opt, model, cost) in runs.iter_mut() {
+            let before = opt.counters().forward;
+            let started = Instant::now();
+            let current = model.clone();
+            let (next, _) = opt
+                .step(1e-3, current, |m: &M| {
+                    let loss = m.loss(input, task, step as u64);
+                    let value: f32 = loss.clone().into_scalar();
+                    Ok::<_, std::convert::Infallible>((
+                        value,
+                        GradientsParams::from_grads(loss.backward(), m),
+                    ))
+                })
+                .map_err(|e| anyhow!("{}: {}", cost.name, e.error))?;
+            // A GPU runs kernels asynchronously: wait for the update to finish before timing.
+            sync(device, &cost.name)?;
+            let seconds = started.elapsed().as_secs_f64();
+            *model = next;
+            if step > 0 {
+                let passes = opt.counters().forward - before;
+                cost.seconds.push(seconds);
+                cost.passes += passes;
+                cost.molecules += batches[step].len();
+                cost.flops += pass_flops * passes as f64;
+            }
+        }
+    }
+    Ok(runs.into_iter().map(|(_, _, c)| c).collect())
+}
+
+fn sync(device: &Device, what: &str) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| anyhow!("{what}: device error: {e:?}"))
+}
+
+/// Where the time of one plain (Adam) training step goes, in seconds. On a
+/// GPU every phase ends with a device synchronisation, so the phases add up
+/// to a little more than an unsynchronised step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepPhases {
+    /// Building the host batch (features, padding, targets).
+    pub batch_assembly: f64,
+    /// Copying the batch to the device (host → device).
+    pub upload: f64,
+    /// The forward pass up to the loss.
+    pub forward: f64,
+    /// Reading the loss value back (device → host).
+    pub loss_read: f64,
+    /// The backward pass.
+    pub backward: f64,
+    /// Collecting the parameters' gradients from the backward result.
+    pub gradient_collection: f64,
+    /// The optimizer's update of the parameters (Adam's moments included).
+    pub update: f64,
+}
+
+impl StepPhases {
+    /// The phases with their names, in the order a step runs them.
+    pub fn named(&self) -> [(&'static str, f64); 7] {
+        [
+            ("batch assembly", self.batch_assembly),
+            ("upload (host→device)", self.upload),
+            ("forward", self.forward),
+            ("loss read (device→host)", self.loss_read),
+            ("backward", self.backward),
+            ("gradient collection", self.gradient_collection),
+            ("optimizer update", self.update),
+        ]
+    }
+
+    /// Sum of the phases.
+    pub fn total(&self) -> f64 {
+        self.named().iter().map(|(_, s)| s).sum()
+    }
+}
+
+/// Runs `repeats` instrumented Adam steps on `molecules` (after one
+/// untimed warm-up step) and returns the per-phase median.
+pub fn step_phases<M: PropertyModel>(
+    model: M,
+    dataset: &MoleculeDataset,
+    scaler: Option<&TargetScaler>,
+    molecules: &[usize],
+    device: &Device,
+    repeats: usize,
+) -> Result<StepPhases> {
+    let mut model = model.to_device(device).train();
+    let mut opt = OptimizerConfig::Adam(Default::default())
+        .init::<M>()
+        .map_err(|e| anyhow!("{e}"))?;
+    opt.start_epoch(0);
+    let task = dataset.task_type;
+    let mut samples: Vec<StepPhases> = Vec::new();
+    for repeat in 0..=repeats.max(1) {
+        let mut phases = StepPhases::default();
+        let clock = Instant::now();
+        let batch = M::Batch::assemble(dataset, molecules, scaler)?;
+        phases.batch_assembly = clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        let input = M::input(&batch, device)?;
+        sync(device, "upload")?;
+        phases.upload = clock.elapsed().as_secs_f64();
+        let forward = Cell::new(0.0);
+        let loss_read = Cell::new(0.0);
+        let backward = Cell::new(0.0);
+        let collection = Cell::new(0.0);
+        let step_clock = Instant::now();
+        let (next, _) = opt
+            .step(1e-3, model, |m: &M| {
+                let clock = Instant::now();
+                let loss = m.loss(&input, task, repeat as u64);
+                sync(device, "forward").map_err(|e| e.to_string())?;
+                forward.set(clock.elapsed().as_secs_f64());
+                let clock = Instant::now();
+                let value: f32 = loss.clone().into_scalar();
+                loss_read.set(clock.elapsed().as_secs_f64());
+                let clock = Instant::now();
+                let grads = loss.backward();
+                sync(device, "backward").map_err(|e| e.to_string())?;
+                backward.set(clock.elapsed().as_secs_f64());
+                let clock = Instant::now();
+                let grads = GradientsParams::from_grads(grads, m);
+                collection.set(clock.elapsed().as_secs_f64());
+                Ok::<_, String>((value, grads))
+            })
+            .map_err(|e| anyhow!("instrumented step: {}", e.error))?;
+        sync(device, "update")?;
+        let step = step_clock.elapsed().as_secs_f64();
+        model = next;
+        phases.forward = forward.get();
+        phases.loss_read = loss_read.get();
+        phases.backward = backward.get();
+        phases.gradient_collection = collection.get();
+        phases.update =
+            (step - phases.forward - phases.loss_read - phases.backward - phases.gradient_collection)
+                .max(0.0);
+        if repeat > 0 {
+            samples.push(phases);
+        }
+    }
+    let median = |pick: fn(&StepPhases) -> f64| {
+        let mut values: Vec<f64> = samples.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Ok(StepPhases {
+        batch_assembly: median(|p| p.batch_assembly),
+        upload: median(|p| p.upload),
+        forward: median(|p| p.forward),
+        loss_read: median(|p| p.loss_read),
+        backward: median(|p| p.backward),
+        gradient_collection: median(|p| p.gradient_collection),
+        update: median(|p| p.update),
+    })
+}
+
+/// The CPU's fp32 peak and how it was derived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuPeak {
+    /// Peak GFLOP/s over the cores used.
+    pub gflops: f64,
+    /// The arithmetic behind it, e.g. `2 cores × 8 fp32 lanes × 2 FMA units × 2 FLOP × 2.60 GHz`.
+    pub derivation: String,
+}
+
+/// The fp32 FMA peak of `threads` cores of this CPU (cores × SIMD lanes ×
+/// FMA units × 2 FLOP × clock), from `/proc/cpuinfo`; `None` where the CPU
+/// cannot be identified (not Linux, not x86-64, no clock reported).
+pub fn cpu_peak(threads: usize) -> Option<CpuPeak> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    cpu_peak_from(&info, threads)
+}
+
+/// [`cpu_peak`] from the text of `/proc/cpuinfo`.
+pub fn cpu_peak_from(cpuinfo: &str, threads: usize) -> Option<CpuPeak> {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    };
+    let flags = field("flags")?;
+    let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+    let mhz: f64 = field("cpu MHz")?.parse().ok()?;
+    let vendor = field("vendor_id").unwrap_or_default();
+    let family: u32 = field("cpu family").and_then(|f| f.parse().ok()).unwrap_or(0);
+    let model_name = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    if !has("fma") && !has("avx") && !has("sse2") {
+        return None;
+    }
+    // fp32 lanes of one FMA unit. AMD's Zen 4 (family 0x19) runs AVX-512
+    // on 256-bit units, so its width is AVX2's; Zen 5 (0x1A) is 512-bit.
+    let zen4 = vendor == "AuthenticAMD" && family == 0x19;
+    let (lanes, why) = if has("avx512f") && !zen4 {
+        (16.0, "AVX-512")
+    } else if has("avx512f") {
+        (8.0, "AVX-512 on Zen 4's 256-bit units")
+    } else if has("avx2") || has("avx") {
+        (8.0, "AVX2")
+    } else {
+        (4.0, "SSE")
+    };
+    // Two FMA (or, without FMA, one add and one multiply) pipes per core:
+    // every x86 core since Haswell / Zen 2 (some Xeon Silver/Bronze parts
+    // have a single 512-bit unit; their peak is half of this).
+    let (units, flop, unit_why) = if has("fma") { (2.0, 2.0, "2 FMA units × 2 FLOP") } else { (1.0, 2.0, "1 add + 1 mul unit") };
+    let gflops = threads as f64 * lanes * units * flop * mhz / 1e3;
+    Some(CpuPeak {
+        gflops,
+        derivation: format!(
+            "{threads} cores × {lanes} fp32 lanes ({why}) × {unit_why} × {:.2} GHz ({model_name}, clock from /proc/cpuinfo)",
+            mhz / 1e3
+        ),
+    })
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpuinfo(vendor: &str, family: u32, flags: &str, mhz: f64) -> String {
+        format!(
+            "processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel name\t: Test CPU\ncpu MHz\t\t: {mhz}\nflags\t\t: fpu sse sse2 {flags}\n"
+        )
+    }
+
+    #[test]
+    fn peak_is_cores_times_lanes_times_fma_units_times_clock() {
+        let intel = cpuinfo("GenuineIntel", 6, "avx avx2 fma avx512f", 2000.0);
+        let peak = cpu_peak_from(&intel, 2).unwrap();
+        assert!((peak.gflops - 2.0 * 16.0 * 2.0 * 2.0 * 2.0).abs() < 1e-9, "{peak:?}");
+        // Zen 4 splits 512-bit work over 256-bit units.
+        let zen4 = cpuinfo("AuthenticAMD", 25, "avx avx2 fma avx512f", 2596.15);
+        let peak = cpu_peak_from(&zen4, 2).unwrap();
+        assert!((peak.gflops - 2.0 * 8.0 * 4.0 * 2.59615).abs() < 1e-6, "{peak:?}");
+        assert!(peak.derivation.contains("Zen 4"), "{}", peak.derivation);
+        let avx2 = cpuinfo("AuthenticAMD", 23, "avx avx2 fma", 3000.0);
+        assert!((cpu_peak_from(&avx2, 4).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_peak_without_a_clock_or_flags() {
+        assert_eq!(cpu_peak_from("processor : 0\n", 2), None);
+        let no_clock = "vendor_id : GenuineIntel\nflags : fma avx2\n";
+        assert_eq!(cpu_peak_from(no_clock, 2), None);
+    }
+}
