@@ -9,6 +9,7 @@
 pub mod compt;
 pub mod dmpnn;
 pub mod flops;
+pub mod fused;
 pub mod graph_input;
 pub mod graph_layers;
 pub mod grover;

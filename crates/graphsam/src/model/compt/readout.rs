@@ -7,6 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::super::fused;
 use super::attention::PAD_BIAS;
 use super::{mish, xavier_linear};
 
@@ -119,41 +120,14 @@ impl GruReadout {
         );
         let hidden_bias = stacked_bias(&self.forward_hidden, &self.reverse_hidden);
 
-        // Each slice of `gates_in` costs a full-size gradient buffer in the
-        // backward pass; slicing in two levels (√T chunks of steps, then
-        // steps) cuts that from O(T²) to O(T^1.5) buffers' worth.
-        let steps = plan.active.len();
-        let chunk = (steps as f64).sqrt().ceil().max(1.0) as usize;
-        let mut hidden = start;
-        let mut outputs = Vec::with_capacity(steps);
-        let mut first = 0;
-        while first < steps {
-            let last = (first + chunk).min(steps);
-            let begin = plan.offsets[first];
-            let block = gates_in
-                .clone()
-                .narrow(1, begin, plan.offsets[last] - begin);
-            for t in first..last {
-                let active = plan.active[t];
-                let input = block.clone().narrow(1, plan.offsets[t] - begin, active);
-                if hidden.dims()[1] != active {
-                    hidden = hidden.narrow(1, 0, active);
-                }
-                hidden = gru_step(
-                    hidden,
-                    input,
-                    hidden_weight.clone(),
-                    hidden_bias.clone(),
-                    d_model,
-                );
-                outputs.push(hidden.clone());
-            }
-            first = last;
-        }
+        let outputs = if fused::supported(&gates_in) {
+            fused::gru_scan(gates_in, hidden_weight, hidden_bias, start, &plan.active)
+        } else {
+            scan_steps(gates_in, hidden_weight, hidden_bias, start, plan, d_model)
+        }; // (2, N, d), step-major
 
         // Pair each atom's forward state with its reverse state, merge, and
         // average per molecule.
-        let outputs = Tensor::cat(outputs, 1); // (2, N, d), step-major
         let forward_out = outputs
             .clone()
             .narrow(0, 0, 1)
@@ -168,6 +142,51 @@ impl GruReadout {
         ); // (N, d)
         plan.averaging.clone().cast(dtype).matmul(merged)
     }
+}
+
+/// The GRU recurrence as composite tensor ops (every backend): `gates_in`
+/// (2, N, 3d), weights (2, d, 3d), biases (2, 1, 3d), start (2, B, d) →
+/// states (2, N, d), step-major.
+fn scan_steps(
+    gates_in: Tensor<3>,
+    hidden_weight: Tensor<3>,
+    hidden_bias: Tensor<3>,
+    start: Tensor<3>,
+    plan: &ReadoutPlan,
+    d_model: usize,
+) -> Tensor<3> {
+    // Each slice of `gates_in` costs a full-size gradient buffer in the
+    // backward pass; slicing in two levels (√T chunks of steps, then
+    // steps) cuts that from O(T²) to O(T^1.5) buffers' worth.
+    let steps = plan.active.len();
+    let chunk = (steps as f64).sqrt().ceil().max(1.0) as usize;
+    let mut hidden = start;
+    let mut outputs = Vec::with_capacity(steps);
+    let mut first = 0;
+    while first < steps {
+        let last = (first + chunk).min(steps);
+        let begin = plan.offsets[first];
+        let block = gates_in
+            .clone()
+            .narrow(1, begin, plan.offsets[last] - begin);
+        for t in first..last {
+            let active = plan.active[t];
+            let input = block.clone().narrow(1, plan.offsets[t] - begin, active);
+            if hidden.dims()[1] != active {
+                hidden = hidden.narrow(1, 0, active);
+            }
+            hidden = gru_step(
+                hidden,
+                input,
+                hidden_weight.clone(),
+                hidden_bias.clone(),
+                d_model,
+            );
+            outputs.push(hidden.clone());
+        }
+        first = last;
+    }
+    Tensor::cat(outputs, 1)
 }
 
 /// Input or hidden biases of both directions as (2, 1, 3d).
@@ -289,4 +308,79 @@ fn gru_step(
 /// gradient never meets ∞·0; σ is within 1e−13 of 0 or 1 beyond ±30.
 fn logistic(x: Tensor<3>) -> Tensor<3> {
     (x.clamp(-30.0, 30.0).neg().exp() + 1.0).recip()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::*;
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: f32) {
+        assert_eq!(got.len(), want.len(), "{name}: lengths");
+        let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tolerance * scale,
+                "{name}[{i}]: fused {g} vs composite {w} (scale {scale})"
+            );
+        }
+    }
+
+    /// The fused CPU scan and the composite ops give the same states and the
+    /// same gradients for every input, on uneven molecule lengths (one empty).
+    #[test]
+    fn fused_scan_matches_the_composite_recurrence() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let d = 8;
+        let counts = [6usize, 4, 4, 2, 0, 5];
+        let atoms = 6;
+        let plan = ReadoutPlan::from_counts(&counts, atoms, &device);
+        let n = plan.real_atoms;
+        let random = |shape: [usize; 3]| {
+            Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad()
+        };
+        let gates_in = random([2, n, 3 * d]);
+        let weight = random([2, d, 3 * d]);
+        let bias = random([2, 1, 3 * d]);
+        let start = random([2, counts.len(), d]);
+        let probe = Tensor::<3>::random([2, n, d], Distribution::Normal(0.0, 1.0), &device);
+        assert!(fused::supported(&gates_in));
+
+        let fused_out = fused::gru_scan(
+            gates_in.clone(),
+            weight.clone(),
+            bias.clone(),
+            start.clone(),
+            &plan.active,
+        );
+        let composite_out = scan_steps(
+            gates_in.clone(),
+            weight.clone(),
+            bias.clone(),
+            start.clone(),
+            &plan,
+            d,
+        );
+        assert_close("states", &host(fused_out.clone()), &host(composite_out.clone()), 1e-5);
+
+        let fused_grads = (fused_out * probe.clone()).sum().backward();
+        let composite_grads = (composite_out * probe).sum().backward();
+        for (name, tensor) in [
+            ("gates_in", &gates_in),
+            ("hidden_weight", &weight),
+            ("hidden_bias", &bias),
+            ("start", &start),
+        ] {
+            let got = host(tensor.grad(&fused_grads).expect("fused gradient"));
+            let want = host(tensor.grad(&composite_grads).expect("composite gradient"));
+            assert!(want.iter().any(|v| *v != 0.0), "{name}: zero gradient");
+            assert_close(name, &got, &want, 1e-4);
+        }
+    }
 }
