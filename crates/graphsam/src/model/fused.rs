@@ -46,6 +46,45 @@ pub trait FusedOps: Backend {
         start: FloatTensor<Self>,
         active: Vec<usize>,
     ) -> FloatTensor<Self>;
+
+    /// CoMPT's layer norm over the last dimension of `x` (rows, d):
+    /// `gain·(x−μ)/(σ+1e−6) + shift` with σ the unbiased standard deviation
+    /// (floored inside the root at 1e−20, as the composite does).
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gain: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// Mish, `x·tanh(softplus(x))`, element-wise in the one-`exp` form of
+    /// [`crate::model::compt::mish`].
+    fn mish(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// [`FusedOps::layer_norm`] over the last dimension of a tensor of any rank.
+///
+/// # Panics
+/// If the tensors are not [`supported`] or `gain`/`shift` do not match the
+/// last dimension.
+pub fn layer_norm<const D: usize>(x: Tensor<D>, gain: Tensor<1>, shift: Tensor<1>) -> Tensor<D> {
+    let shape = x.dims();
+    let width = shape[D - 1];
+    let rows = shape.iter().product::<usize>() / width.max(1);
+    let flat = x.reshape([rows, width]);
+    Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::layer_norm(
+        flat.into_dispatch(),
+        gain.into_dispatch(),
+        shift.into_dispatch(),
+    ))
+    .reshape(shape)
+}
+
+/// [`FusedOps::mish`] on a tensor of any rank.
+///
+/// # Panics
+/// If the tensor is not [`supported`].
+pub fn mish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::mish(x.into_dispatch()))
 }
 
 /// [`FusedOps::gru_scan`] on tensors (see there for the layout).
@@ -358,27 +397,6 @@ fn gru_backward_direction(
     (grad_gates_in, grad_weight, grad_bias, grad_start)
 }
 
-impl FusedOps for Flex {
-    fn gru_scan(
-        gates_in: FlexTensor,
-        hidden_weight: FlexTensor,
-        hidden_bias: FlexTensor,
-        start: FlexTensor,
-        active: Vec<usize>,
-    ) -> FlexTensor {
-        let shape = GruShape::new(&gates_in, &start, active);
-        let out = gru_forward(
-            &shape,
-            &values(&gates_in),
-            &values(&hidden_weight),
-            &values(&hidden_bias),
-            &values(&start),
-            None,
-        );
-        flex(out, [2, shape.rows, shape.width])
-    }
-}
-
 #[derive(Debug)]
 struct GruScanBackward;
 
@@ -465,5 +483,383 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 shape.active,
             )),
         }
+    }
+
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gain: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let nodes = [x.node(), gain.node(), shift.node()];
+        let (x, gain, shift) = (x.into_primitive(), gain.into_primitive(), shift.into_primitive());
+        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let shape = x.layout().shape().to_vec();
+                let width = shape[shape.len() - 1];
+                let (out, normalised, inverse, sigma) =
+                    layer_norm_forward(&values(&x), width, &values(&gain), &values(&shift));
+                let saved = LayerNormSaved {
+                    width,
+                    gain,
+                    normalised: std::sync::Arc::new(normalised),
+                    inverse: std::sync::Arc::new(inverse),
+                    sigma: std::sync::Arc::new(sigma),
+                };
+                prep.finish(saved, flex_shaped(out, &shape))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::layer_norm(x, gain, shift)),
+        }
+    }
+
+    fn mish(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [x.node()];
+        let x = x.into_primitive();
+        match MishBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = <Flex as FusedOps>::mish(x.clone());
+                prep.finish(x, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::mish(x)),
+        }
+    }
+}
+
+/// Rows per parallel task of the element-wise kernels: enough work per task
+/// to pay for the hand-off, few enough tasks to balance two to many cores.
+fn rows_per_task(rows: usize, width: usize) -> usize {
+    let per_task = (16_384 / width.max(1)).max(1);
+    per_task.max(rows.div_ceil(4 * rayon::current_num_threads().max(1))).min(rows.max(1))
+}
+
+/// Forward layer norm of `x` (rows × width); also returns x̂ = (x−μ)/(σ+ε),
+/// 1/(σ+ε) and σ per row, which the backward pass reads.
+fn layer_norm_forward(
+    x: &[f32],
+    width: usize,
+    gain: &[f32],
+    shift: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let rows = x.len() / width.max(1);
+    let mut out = vec![0f32; x.len()];
+    let mut normalised = vec![0f32; x.len()];
+    let mut inverse = vec![0f32; rows];
+    let mut sigma = vec![0f32; rows];
+    let chunk = rows_per_task(rows, width);
+    let denominator = (width.max(2) - 1) as f32;
+    out.par_chunks_mut(chunk * width)
+        .zip(normalised.par_chunks_mut(chunk * width))
+        .zip(inverse.par_chunks_mut(chunk).zip(sigma.par_chunks_mut(chunk)))
+        .zip(x.par_chunks(chunk * width))
+        .for_each(|(((out, normalised), (inverse, sigma)), x)| {
+            for r in 0..inverse.len() {
+                let row = &x[r * width..(r + 1) * width];
+                let mean = row.iter().sum::<f32>() / width as f32;
+                let variance = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / denominator;
+                let s = (variance + 1e-20).sqrt();
+                let inv = 1.0 / (s + 1e-6);
+                sigma[r] = s;
+                inverse[r] = inv;
+                let (o, n) = (&mut out[r * width..(r + 1) * width], &mut normalised[r * width..(r + 1) * width]);
+                for j in 0..width {
+                    let hat = (row[j] - mean) * inv;
+                    n[j] = hat;
+                    o[j] = hat * gain[j] + shift[j];
+                }
+            }
+        });
+    (out, normalised, inverse, sigma)
+}
+
+/// Gradients of the layer norm: (x, gain, shift).
+fn layer_norm_backward(
+    grad: &[f32],
+    width: usize,
+    gain: &[f32],
+    normalised: &[f32],
+    inverse: &[f32],
+    sigma: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let rows = inverse.len();
+    let mut grad_x = vec![0f32; grad.len()];
+    let chunk = rows_per_task(rows, width);
+    let denominator = (width.max(2) - 1) as f32;
+    // Each task returns its partial sums of the gain and shift gradients.
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = grad_x
+        .par_chunks_mut(chunk * width)
+        .enumerate()
+        .map(|(task, grad_x)| {
+            let mut grad_gain = vec![0f32; width];
+            let mut grad_shift = vec![0f32; width];
+            let first = task * chunk;
+            let mut d_hat = vec![0f32; width];
+            for r in 0..grad_x.len() / width {
+                let at = (first + r) * width;
+                let (dy, hat) = (&grad[at..at + width], &normalised[at..at + width]);
+                let mut sum_d_hat = 0.0;
+                let mut sum_d_hat_hat = 0.0;
+                for j in 0..width {
+                    grad_shift[j] += dy[j];
+                    grad_gain[j] += dy[j] * hat[j];
+                    d_hat[j] = dy[j] * gain[j];
+                    sum_d_hat += d_hat[j];
+                    sum_d_hat_hat += d_hat[j] * hat[j];
+                }
+                let inv = inverse[first + r];
+                let mean_d_hat = sum_d_hat / width as f32;
+                // dx = inv·(dx̂ − mean dx̂) − x̂·Σ(dx̂·x̂) / (σ·(d−1))
+                let k = sum_d_hat_hat / (sigma[first + r] * denominator);
+                let gx = &mut grad_x[r * width..(r + 1) * width];
+                for j in 0..width {
+                    gx[j] = inv * (d_hat[j] - mean_d_hat) - hat[j] * k;
+                }
+            }
+            (grad_gain, grad_shift)
+        })
+        .collect();
+    let mut grad_gain = vec![0f32; width];
+    let mut grad_shift = vec![0f32; width];
+    for (g, s) in partials {
+        for j in 0..width {
+            grad_gain[j] += g[j];
+            grad_shift[j] += s[j];
+        }
+    }
+    (grad_x, grad_gain, grad_shift)
+}
+
+/// `x·t` with `t = p/(p+2)`, `p = n(n+2)`, `n = e^min(x,20)`; its derivative
+/// `t + x·2n(2n+2)/(p+2)²` below the clamp and `t` above it.
+#[inline]
+fn mish_parts(x: f32) -> (f32, f32) {
+    let n = x.min(20.0).exp();
+    let p = n * (n + 2.0);
+    let t = p / (p + 2.0);
+    let slope = if x < 20.0 {
+        t + x * 2.0 * n * (2.0 * n + 2.0) / ((p + 2.0) * (p + 2.0))
+    } else {
+        t
+    };
+    (x * t, slope)
+}
+
+fn mish_forward(x: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(16_384)
+        .zip(x.par_chunks(16_384))
+        .for_each(|(o, x)| {
+            for (o, &v) in o.iter_mut().zip(x) {
+                let n = v.min(20.0).exp();
+                let p = n * (n + 2.0);
+                *o = v * (p / (p + 2.0));
+            }
+        });
+    out
+}
+
+fn mish_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(16_384)
+        .zip(x.par_chunks(16_384).zip(grad.par_chunks(16_384)))
+        .for_each(|(o, (x, g))| {
+            for ((o, &v), &g) in o.iter_mut().zip(x).zip(g) {
+                *o = g * mish_parts(v).1;
+            }
+        });
+    out
+}
+
+fn flex_shaped(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+impl FusedOps for Flex {
+    fn gru_scan(
+        gates_in: FlexTensor,
+        hidden_weight: FlexTensor,
+        hidden_bias: FlexTensor,
+        start: FlexTensor,
+        active: Vec<usize>,
+    ) -> FlexTensor {
+        let shape = GruShape::new(&gates_in, &start, active);
+        let out = gru_forward(
+            &shape,
+            &values(&gates_in),
+            &values(&hidden_weight),
+            &values(&hidden_bias),
+            &values(&start),
+            None,
+        );
+        flex(out, [2, shape.rows, shape.width])
+    }
+
+    fn layer_norm(x: FlexTensor, gain: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let width = shape[shape.len() - 1];
+        let (out, ..) = layer_norm_forward(&values(&x), width, &values(&gain), &values(&shift));
+        flex_shaped(out, &shape)
+    }
+
+    fn mish(x: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        flex_shaped(mish_forward(&values(&x)), &shape)
+    }
+}
+
+/// What the layer norm's backward pass reads.
+#[derive(Debug, Clone)]
+struct LayerNormSaved {
+    width: usize,
+    gain: FlexTensor,
+    normalised: std::sync::Arc<Vec<f32>>,
+    inverse: std::sync::Arc<Vec<f32>>,
+    sigma: std::sync::Arc<Vec<f32>>,
+}
+
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    type State = LayerNormSaved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let saved = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let shape = grad.layout().shape().to_vec();
+        let (grad_x, grad_gain, grad_shift) = layer_norm_backward(
+            &values(&grad),
+            saved.width,
+            &values(&saved.gain),
+            &saved.normalised,
+            &saved.inverse,
+            &saved.sigma,
+        );
+        let [x, gain, shift] = ops.parents;
+        if let Some(node) = x {
+            grads.register::<Flex>(node.id, flex_shaped(grad_x, &shape));
+        }
+        if let Some(node) = gain {
+            grads.register::<Flex>(node.id, flex_shaped(grad_gain, &[saved.width]));
+        }
+        if let Some(node) = shift {
+            grads.register::<Flex>(node.id, flex_shaped(grad_shift, &[saved.width]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MishBackward;
+
+impl Backward<Flex, 1> for MishBackward {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let shape = grad.layout().shape().to_vec();
+        let [x] = ops.parents;
+        if let Some(node) = x {
+            let grad_x = mish_backward(&values(&ops.state), &values(&grad));
+            grads.register::<Flex>(node.id, flex_shaped(grad_x, &shape));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+    use super::*;
+    use crate::model::compt::{LayerNorm, mish_composite};
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: f32) {
+        assert_eq!(got.len(), want.len(), "{name}: lengths");
+        let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tolerance * scale,
+                "{name}[{i}]: fused {g} vs composite {w} (scale {scale})"
+            );
+        }
+    }
+
+    fn device() -> Device {
+        let device = Device::flex().autodiff();
+        device.seed(11);
+        device
+    }
+
+    /// Rows with varied scales, one constant row (σ = 0) and one spanning
+    /// the mish clamp at 20.
+    fn input(device: &Device, rows: usize, width: usize) -> Tensor<2> {
+        let mut x = host(Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 2.0), device));
+        for (r, row) in x.chunks_mut(width).enumerate() {
+            for v in row.iter_mut() {
+                *v *= 1.0 + r as f32;
+            }
+        }
+        x[..width].fill(0.75);
+        for (j, v) in x[width..2 * width].iter_mut().enumerate() {
+            *v = -30.0 + 60.0 * j as f32 / width as f32;
+        }
+        Tensor::from_data(TensorData::new(x, [rows, width]), device).require_grad()
+    }
+
+    #[test]
+    fn fused_layer_norm_matches_the_composite_with_gradients() {
+        let device = device();
+        for (rows, width) in [(37, 24), (3, 1), (700, 256)] {
+            let x = input(&device, rows, width);
+            let norm = LayerNorm {
+                gain: burn::module::Param::from_tensor(
+                    Tensor::<1>::random([width], Distribution::Normal(1.0, 0.5), &device),
+                ),
+                shift: burn::module::Param::from_tensor(
+                    Tensor::<1>::random([width], Distribution::Normal(0.0, 0.5), &device),
+                ),
+            };
+            let probe = Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 1.0), &device);
+            let fused = layer_norm(x.clone(), norm.gain.val(), norm.shift.val());
+            let composite = norm.forward_composite(x.clone());
+            let case = format!("{rows}×{width}");
+            assert_close(&format!("{case} values"), &host(fused.clone()), &host(composite.clone()), 1e-5);
+            let fused_grads = (fused * probe.clone()).sum().backward();
+            let composite_grads = (composite * probe).sum().backward();
+            let both = |t: Tensor<1>| {
+                (host(t.grad(&fused_grads).unwrap()), host(t.grad(&composite_grads).unwrap()))
+            };
+            let pairs = [
+                ("x", (host(x.grad(&fused_grads).unwrap()), host(x.grad(&composite_grads).unwrap()))),
+                ("gain", both(norm.gain.val())),
+                ("shift", both(norm.shift.val())),
+            ];
+            for (name, (got, want)) in pairs {
+                // The constant row's gradient is scaled by 1/(σ+ε) ≈ 1e6 in both.
+                assert_close(&format!("{case} d{name}"), &got, &want, 2e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn fused_mish_matches_the_composite_with_gradients() {
+        let device = device();
+        let x = input(&device, 9, 40);
+        let probe = Tensor::<2>::random([9, 40], Distribution::Normal(0.0, 1.0), &device);
+        let fused = mish(x.clone());
+        let composite = mish_composite(x.clone());
+        assert_close("values", &host(fused.clone()), &host(composite.clone()), 1e-6);
+        let got = host(x.grad(&(fused * probe.clone()).sum().backward()).unwrap());
+        let want = host(x.grad(&(composite * probe).sum().backward()).unwrap());
+        assert_close("gradient", &got, &want, 1e-5);
+        // Known values: mish(0) = 0, mish(1) = 0.865098, mish(−1) = −0.303401.
+        let plain = Device::flex();
+        let known = host(mish(Tensor::<1>::from_floats([0.0, 1.0, -1.0, 25.0], &plain)));
+        assert_close("known", &known, &[0.0, 0.865_098, -0.303_401, 25.0], 1e-6);
     }
 }

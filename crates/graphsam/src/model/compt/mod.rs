@@ -191,8 +191,17 @@ impl ComptConfig {
 /// with n = eˣ, tanh(ln(1+n)) = n(n+2)/(n(n+2)+2). burn's `mish` takes
 /// about twice as many passes (thresholded softplus) and its CPU `tanh`
 /// goes through f64. Clamping at 20 before `exp` is exact in f32/f64 (the
-/// ratio is 1 to within rounding there) and keeps every term finite.
+/// ratio is 1 to within rounding there) and keeps every term finite. On the
+/// flex CPU backend it is one fused kernel (`model::fused`).
 pub fn mish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if super::fused::supported(&x) {
+        return super::fused::mish(x);
+    }
+    mish_composite(x)
+}
+
+/// [`mish`] as composite tensor ops (every backend).
+pub fn mish_composite<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let n = x.clone().clamp_max(20.0).exp();
     let p = n.clone() * (n + 2.0);
     x * (p.clone() / (p + 2.0))

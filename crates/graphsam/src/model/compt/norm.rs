@@ -6,6 +6,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::super::fused;
+
 /// Which normalisation a CoMPT model uses everywhere (encoder and head).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NormKind {
@@ -74,8 +76,17 @@ fn broadcast_last<const D: usize>(v: Tensor<1>) -> Tensor<D> {
 }
 
 impl LayerNorm {
-    /// `a·(x−μ)/(σ+1e−6)+b` with σ the unbiased standard deviation.
+    /// `a·(x−μ)/(σ+1e−6)+b` with σ the unbiased standard deviation (one
+    /// fused kernel on the flex CPU backend).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if fused::supported(&x) {
+            return fused::layer_norm(x, self.gain.val(), self.shift.val());
+        }
+        self.forward_composite(x)
+    }
+
+    /// [`forward`](Self::forward) as composite tensor ops (every backend).
+    pub fn forward_composite<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let d = x.dims()[D - 1];
         let centered = x.clone() - x.mean_dim(D - 1);
         let variance = centered.clone().square().sum_dim(D - 1) / (d.max(2) - 1) as f64;
