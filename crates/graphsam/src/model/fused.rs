@@ -59,6 +59,44 @@ pub trait FusedOps: Backend {
     /// Mish, `x·tanh(softplus(x))`, element-wise in the one-`exp` form of
     /// [`crate::model::compt::mish`].
     fn mish(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// CoMPT's message attention over the real atoms of each molecule:
+    /// for molecule b (its `counts[b]` atoms, packed rows in batch order),
+    /// scores `s_hmn = Σ_f u_m,hf · e_b,m,f,n`, `p = softmax_n(s)`, messages
+    /// `p_hmn · w_bmn`, and `out_m = Σ_n msg_hmn v_n` per head's columns.
+    /// `queries` (N, h·F), `values` (N, d), `pair_by_row` (B, L, F, L) bond
+    /// features with the constant 1 (data: no gradient), `weights` (B, L, L)
+    /// the distance kernel times `2 − I`. Returns (N, d).
+    fn message_attention(
+        queries: FloatTensor<Self>,
+        values: FloatTensor<Self>,
+        pair_by_row: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        counts: Vec<usize>,
+        heads: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// [`FusedOps::message_attention`] on tensors (see there for the layout).
+///
+/// # Panics
+/// If the tensors are not [`supported`] or their shapes disagree with `counts`.
+pub fn message_attention(
+    queries: Tensor<2>,
+    values: Tensor<2>,
+    pair_by_row: Tensor<4>,
+    weights: Tensor<3>,
+    counts: &[usize],
+    heads: usize,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::message_attention(
+        queries.into_dispatch(),
+        values.into_dispatch(),
+        pair_by_row.into_dispatch(),
+        weights.into_dispatch(),
+        counts.to_vec(),
+        heads,
+    ))
 }
 
 /// [`FusedOps::layer_norm`] over the last dimension of a tensor of any rank.
@@ -511,6 +549,53 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn message_attention(
+        queries: FloatTensor<Self>,
+        values_tensor: FloatTensor<Self>,
+        pair_by_row: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        counts: Vec<usize>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        let nodes = [queries.node(), values_tensor.node(), pair_by_row.node(), weights.node()];
+        let (queries, values_tensor, pair, weights) = (
+            queries.into_primitive(),
+            values_tensor.into_primitive(),
+            pair_by_row.into_primitive(),
+            weights.into_primitive(),
+        );
+        match AttentionBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let shape = AttentionShape::new(&queries, &values_tensor, &pair, counts, heads);
+                let (out, probs) = attention_forward(
+                    &shape,
+                    &values(&queries),
+                    &values(&values_tensor),
+                    &values(&pair),
+                    &values(&weights),
+                );
+                let n = out.len() / shape.width;
+                let output = flex_shaped(out, &[n, shape.width]);
+                let saved = AttentionSaved {
+                    shape,
+                    values: values_tensor,
+                    pair,
+                    weights,
+                    probs: std::sync::Arc::new(probs),
+                };
+                prep.finish(saved, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::message_attention(
+                queries,
+                values_tensor,
+                pair,
+                weights,
+                counts,
+                heads,
+            )),
+        }
+    }
+
     fn mish(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let nodes = [x.node()];
         let x = x.into_primitive();
@@ -707,6 +792,26 @@ impl FusedOps for Flex {
         let shape = x.layout().shape().to_vec();
         flex_shaped(mish_forward(&values(&x)), &shape)
     }
+
+    fn message_attention(
+        queries: FlexTensor,
+        values_tensor: FlexTensor,
+        pair_by_row: FlexTensor,
+        weights: FlexTensor,
+        counts: Vec<usize>,
+        heads: usize,
+    ) -> FlexTensor {
+        let shape = AttentionShape::new(&queries, &values_tensor, &pair_by_row, counts, heads);
+        let (out, _) = attention_forward(
+            &shape,
+            &values(&queries),
+            &values(&values_tensor),
+            &values(&pair_by_row),
+            &values(&weights),
+        );
+        let n = out.len() / shape.width;
+        flex_shaped(out, &[n, shape.width])
+    }
 }
 
 /// What the layer norm's backward pass reads.
@@ -861,5 +966,224 @@ mod tests {
         let plain = Device::flex();
         let known = host(mish(Tensor::<1>::from_floats([0.0, 1.0, -1.0, 25.0], &plain)));
         assert_close("known", &known, &[0.0, 0.865_098, -0.303_401, 25.0], 1e-6);
+    }
+}
+
+/// Sizes of one message-attention call.
+#[derive(Debug, Clone)]
+struct AttentionShape {
+    counts: Vec<usize>,
+    /// First packed row of each molecule.
+    rows: Vec<usize>,
+    /// First softmax entry of each molecule (h·n² entries each).
+    probs: Vec<usize>,
+    heads: usize,
+    /// Pair features per pair, F (bond features + 1).
+    features: usize,
+    /// Padded atoms per molecule, L.
+    atoms: usize,
+    /// Model width d.
+    width: usize,
+}
+
+impl AttentionShape {
+    fn new(queries: &FlexTensor, values: &FlexTensor, pair: &FlexTensor, counts: Vec<usize>, heads: usize) -> Self {
+        let pair_shape = pair.layout().shape();
+        let (features, atoms) = (pair_shape[2], pair_shape[3]);
+        let width = values.layout().shape()[1];
+        let n: usize = counts.iter().sum();
+        assert_eq!(pair_shape[0], counts.len(), "message_attention: pair features for another batch");
+        assert_eq!(queries.layout().shape()[..], [n, heads * features], "message_attention: query shape");
+        assert_eq!(values.layout().shape()[0], n, "message_attention: value rows");
+        assert!(heads > 0 && width % heads == 0, "message_attention: width not divisible by heads");
+        assert!(counts.iter().all(|&c| c <= atoms), "message_attention: molecule larger than its padding");
+        let mut rows = Vec::with_capacity(counts.len());
+        let mut probs = Vec::with_capacity(counts.len());
+        let (mut r, mut p) = (0, 0);
+        for &c in &counts {
+            rows.push(r);
+            probs.push(p);
+            r += c;
+            p += heads * c * c;
+        }
+        Self { counts, rows, probs, heads, features, atoms, width }
+    }
+
+    fn total_probs(&self) -> usize {
+        self.probs.last().map_or(0, |p| p + self.heads * self.counts.last().unwrap().pow(2))
+    }
+}
+
+/// The forward pass of one molecule: its output rows (n × d) and softmax (h × n × n).
+fn attention_molecule(
+    shape: &AttentionShape,
+    b: usize,
+    queries: &[f32],
+    values: &[f32],
+    pair: &[f32],
+    weights: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (n, h, f, l, d) = (shape.counts[b], shape.heads, shape.features, shape.atoms, shape.width);
+    let dh = d / h;
+    let row0 = shape.rows[b];
+    let mut out = vec![0f32; n * d];
+    let mut probs = vec![0f32; h * n * n];
+    let mut scores = vec![0f32; n];
+    for m in 0..n {
+        let u = &queries[(row0 + m) * h * f..(row0 + m + 1) * h * f];
+        let e = &pair[(b * l + m) * f * l..(b * l + m + 1) * f * l];
+        let w = &weights[(b * l + m) * l..(b * l + m) * l + n];
+        for head in 0..h {
+            scores.fill(0.0);
+            for k in 0..f {
+                let coefficient = u[head * f + k];
+                for (s, &v) in scores.iter_mut().zip(&e[k * l..k * l + n]) {
+                    *s += coefficient * v;
+                }
+            }
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0;
+            for s in scores.iter_mut() {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            let p = &mut probs[(head * n + m) * n..(head * n + m + 1) * n];
+            let o = &mut out[m * d + head * dh..m * d + (head + 1) * dh];
+            for j in 0..n {
+                p[j] = scores[j] / total;
+                let message = p[j] * w[j];
+                let v = &values[(row0 + j) * d + head * dh..(row0 + j) * d + (head + 1) * dh];
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o += message * v;
+                }
+            }
+        }
+    }
+    (out, probs)
+}
+
+/// Gradients of one molecule: (queries rows, values rows, weights block (n × n)).
+#[allow(clippy::too_many_arguments)]
+fn attention_molecule_backward(
+    shape: &AttentionShape,
+    b: usize,
+    grad: &[f32],
+    values: &[f32],
+    pair: &[f32],
+    weights: &[f32],
+    probs: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (n, h, f, l, d) = (shape.counts[b], shape.heads, shape.features, shape.atoms, shape.width);
+    let dh = d / h;
+    let row0 = shape.rows[b];
+    let probs = &probs[shape.probs[b]..shape.probs[b] + h * n * n];
+    let mut grad_queries = vec![0f32; n * h * f];
+    let mut grad_values = vec![0f32; n * d];
+    let mut grad_weights = vec![0f32; n * n];
+    let mut d_scores = vec![0f32; n];
+    for m in 0..n {
+        let e = &pair[(b * l + m) * f * l..(b * l + m + 1) * f * l];
+        let w = &weights[(b * l + m) * l..(b * l + m) * l + n];
+        let dout = &grad[(row0 + m) * d..(row0 + m + 1) * d];
+        for head in 0..h {
+            let p = &probs[(head * n + m) * n..(head * n + m + 1) * n];
+            let g = &dout[head * dh..(head + 1) * dh];
+            let mut dot = 0.0;
+            for j in 0..n {
+                let v = &values[(row0 + j) * d + head * dh..(row0 + j) * d + (head + 1) * dh];
+                let d_message: f32 = g.iter().zip(v).map(|(a, b)| a * b).sum();
+                grad_weights[m * n + j] += d_message * p[j];
+                let d_prob = d_message * w[j];
+                d_scores[j] = d_prob;
+                dot += d_prob * p[j];
+                let message = p[j] * w[j];
+                let gv = &mut grad_values[j * d + head * dh..j * d + (head + 1) * dh];
+                for (gv, &g) in gv.iter_mut().zip(g) {
+                    *gv += message * g;
+                }
+            }
+            for j in 0..n {
+                d_scores[j] = p[j] * (d_scores[j] - dot);
+            }
+            let gu = &mut grad_queries[m * h * f + head * f..m * h * f + (head + 1) * f];
+            for k in 0..f {
+                gu[k] = d_scores.iter().zip(&e[k * l..k * l + n]).map(|(a, b)| a * b).sum();
+            }
+        }
+    }
+    (grad_queries, grad_values, grad_weights)
+}
+
+fn attention_forward(
+    shape: &AttentionShape,
+    queries: &[f32],
+    values: &[f32],
+    pair: &[f32],
+    weights: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..shape.counts.len())
+        .into_par_iter()
+        .map(|b| attention_molecule(shape, b, queries, values, pair, weights))
+        .collect();
+    let mut out = Vec::with_capacity(shape.rows.last().map_or(0, |r| r + shape.counts.last().unwrap()) * shape.width);
+    let mut probs = Vec::with_capacity(shape.total_probs());
+    for (o, p) in parts {
+        out.extend(o);
+        probs.extend(p);
+    }
+    (out, probs)
+}
+
+/// Message-attention state the backward pass reads.
+#[derive(Debug, Clone)]
+struct AttentionSaved {
+    shape: AttentionShape,
+    values: FlexTensor,
+    pair: FlexTensor,
+    weights: FlexTensor,
+    probs: std::sync::Arc<Vec<f32>>,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 4> for AttentionBackward {
+    type State = AttentionSaved;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        use rayon::prelude::*;
+        let saved = ops.state;
+        let shape = &saved.shape;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (grad, values, pair, weights) =
+            (values(&grad), values(&saved.values), values(&saved.pair), values(&saved.weights));
+        let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..shape.counts.len())
+            .into_par_iter()
+            .map(|b| attention_molecule_backward(shape, b, &grad, &values, &pair, &weights, &saved.probs))
+            .collect();
+        let (h, f, l, d) = (shape.heads, shape.features, shape.atoms, shape.width);
+        let n: usize = shape.counts.iter().sum();
+        let mut grad_queries = Vec::with_capacity(n * h * f);
+        let mut grad_values = Vec::with_capacity(n * d);
+        let mut grad_weights = vec![0f32; shape.counts.len() * l * l];
+        for (b, (q, v, w)) in parts.into_iter().enumerate() {
+            grad_queries.extend(q);
+            grad_values.extend(v);
+            let c = shape.counts[b];
+            for m in 0..c {
+                grad_weights[(b * l + m) * l..(b * l + m) * l + c].copy_from_slice(&w[m * c..(m + 1) * c]);
+            }
+        }
+        let [queries, values_node, _pair, weights_node] = ops.parents;
+        if let Some(node) = queries {
+            grads.register::<Flex>(node.id, flex_shaped(grad_queries, &[n, h * f]));
+        }
+        if let Some(node) = values_node {
+            grads.register::<Flex>(node.id, flex_shaped(grad_values, &[n, d]));
+        }
+        if let Some(node) = weights_node {
+            grads.register::<Flex>(node.id, flex_shaped(grad_weights, &[shape.counts.len(), l, l]));
+        }
     }
 }

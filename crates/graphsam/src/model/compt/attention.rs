@@ -8,6 +8,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::super::fused;
 use super::{mish, xavier_linear};
 
 /// How topological distances become attention weights.
@@ -188,6 +189,34 @@ impl MessageAttention {
         layout: &AtomLayout,
     ) -> Tensor<2> {
         let (weight, bias) = self.pair_query_map(edge_embed);
+        if fused::supported(&nodes) && layout.prefix {
+            // One kernel over the real atoms of each molecule: no padding,
+            // no (B, L, h, L) score tensor, no layout copies.
+            let queries = nodes.clone().matmul(weight) + bias;
+            let values = self.value.forward(nodes);
+            let gathered = fused::message_attention(
+                queries,
+                values,
+                pair.features_by_row.clone(),
+                self.kernel_weights(pair),
+                &layout.counts,
+                self.heads,
+            );
+            return mish(self.output.forward(gathered));
+        }
+        self.forward_packed_padded(nodes, edge_embed, pair, layout)
+    }
+
+    /// [`forward_packed`](Self::forward_packed) through the padded (B, L)
+    /// layout with composite tensor ops (every backend).
+    pub fn forward_packed_padded(
+        &self,
+        nodes: Tensor<2>,
+        edge_embed: &Linear,
+        pair: &PairContext,
+        layout: &AtomLayout,
+    ) -> Tensor<2> {
+        let (weight, bias) = self.pair_query_map(edge_embed);
         let features = weight.dims()[1] / self.heads;
         let u = layout.pad(nodes.clone().matmul(weight) + bias);
         let [batch, atoms, _] = u.dims();
@@ -209,6 +238,11 @@ pub struct AtomLayout {
     atoms: usize,
     /// N.
     pub real_atoms: usize,
+    /// Real atoms of each molecule.
+    pub counts: Vec<usize>,
+    /// Whether every molecule's real atoms come first in its rows (then its
+    /// packed rows are its atoms in order, which the fused kernel reads).
+    prefix: bool,
 }
 
 impl AtomLayout {
@@ -225,7 +259,16 @@ impl AtomLayout {
             .filter(|&i| values[i] > 0.5)
             .map(|i| i as i64)
             .collect();
-        Self::from_real_rows(real, batch, atoms, &mask.device())
+        let counts = (0..batch)
+            .map(|j| values[j * atoms..(j + 1) * atoms].iter().filter(|v| **v > 0.5).count())
+            .collect();
+        let mut layout = Self::from_real_rows(real, batch, atoms, &mask.device(), counts);
+        layout.prefix = (0..batch).all(|j| {
+            let row = &values[j * atoms..(j + 1) * atoms];
+            let n = row.iter().take_while(|v| **v > 0.5).count();
+            row[n..].iter().all(|v| *v <= 0.5)
+        });
+        layout
     }
 
     /// Layout of molecules whose `counts[j]` real atoms come first in rows
@@ -236,10 +279,16 @@ impl AtomLayout {
             .enumerate()
             .flat_map(|(j, &n)| (0..n).map(move |i| (j * atoms + i) as i64))
             .collect();
-        Self::from_real_rows(real, counts.len(), atoms, device)
+        Self::from_real_rows(real, counts.len(), atoms, device, counts.to_vec())
     }
 
-    fn from_real_rows(real: Vec<i64>, batch: usize, atoms: usize, device: &Device) -> Self {
+    fn from_real_rows(
+        real: Vec<i64>,
+        batch: usize,
+        atoms: usize,
+        device: &Device,
+        counts: Vec<usize>,
+    ) -> Self {
         let mut padded = vec![real.len() as i64; batch * atoms];
         for (k, &i) in real.iter().enumerate() {
             padded[i as usize] = k as i64;
@@ -251,6 +300,8 @@ impl AtomLayout {
             padded_rows: Tensor::from_data(TensorData::new(padded, [batch * atoms]), device),
             batch,
             atoms,
+            counts,
+            prefix: true,
         }
     }
 
