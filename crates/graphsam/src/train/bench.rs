@@ -247,15 +247,18 @@ pub struct CpuPeak {
 }
 
 /// The fp32 FMA peak of `threads` cores of this CPU (cores × SIMD lanes ×
-/// FMA units × 2 FLOP × clock), from `/proc/cpuinfo`; `None` where the CPU
-/// cannot be identified (not Linux, not x86-64, no clock reported).
+/// FMA units × 2 FLOP × clock), from `/proc/cpuinfo`'s flags and the clock
+/// measured by [`measured_clock_ghz`] (the boost clock a busy core runs at,
+/// which `/proc/cpuinfo` does not show); `None` where the CPU cannot be
+/// identified (not Linux or not x86-64).
 pub fn cpu_peak(threads: usize) -> Option<CpuPeak> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    cpu_peak_from(&info, threads)
+    cpu_peak_from(&info, threads, measured_clock_ghz())
 }
 
-/// [`cpu_peak`] from the text of `/proc/cpuinfo`.
-pub fn cpu_peak_from(cpuinfo: &str, threads: usize) -> Option<CpuPeak> {
+/// [`cpu_peak`] from the text of `/proc/cpuinfo` and, when known, the
+/// measured clock (else the one `/proc/cpuinfo` reports).
+pub fn cpu_peak_from(cpuinfo: &str, threads: usize, clock_ghz: Option<f64>) -> Option<CpuPeak> {
     let field = |name: &str| {
         cpuinfo.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
@@ -264,11 +267,16 @@ pub fn cpu_peak_from(cpuinfo: &str, threads: usize) -> Option<CpuPeak> {
     };
     let flags = field("flags")?;
     let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
-    let mhz: f64 = field("cpu MHz")?.parse().ok()?;
+    let reported: Option<f64> = field("cpu MHz").and_then(|m| m.parse().ok()).map(|m: f64| m / 1e3);
+    let (ghz, clock_source) = match (clock_ghz, reported) {
+        (Some(measured), _) => (measured, "measured"),
+        (None, Some(reported)) => (reported, "from /proc/cpuinfo"),
+        (None, None) => return None,
+    };
     let vendor = field("vendor_id").unwrap_or_default();
     let family: u32 = field("cpu family").and_then(|f| f.parse().ok()).unwrap_or(0);
     let model_name = field("model name").unwrap_or_else(|| "unknown CPU".into());
-    if !has("fma") && !has("avx") && !has("sse2") {
+    if !has("sse2") {
         return None;
     }
     // fp32 lanes of one FMA unit. AMD's Zen 4 (family 0x19) runs AVX-512
@@ -283,18 +291,59 @@ pub fn cpu_peak_from(cpuinfo: &str, threads: usize) -> Option<CpuPeak> {
     } else {
         (4.0, "SSE")
     };
-    // Two FMA (or, without FMA, one add and one multiply) pipes per core:
-    // every x86 core since Haswell / Zen 2 (some Xeon Silver/Bronze parts
-    // have a single 512-bit unit; their peak is half of this).
-    let (units, flop, unit_why) = if has("fma") { (2.0, 2.0, "2 FMA units × 2 FLOP") } else { (1.0, 2.0, "1 add + 1 mul unit") };
-    let gflops = threads as f64 * lanes * units * flop * mhz / 1e3;
+    // Two FMA pipes per core on every x86 core since Haswell / Zen 2 (some
+    // Xeon Silver/Bronze parts have a single 512-bit unit: half this peak);
+    // without FMA, one add and one multiply pipe.
+    let (units, unit_why) = if has("fma") {
+        (2.0, "2 FMA units × 2 FLOP")
+    } else {
+        (1.0, "1 add + 1 mul unit")
+    };
+    let gflops = threads as f64 * lanes * units * 2.0 * ghz;
     Some(CpuPeak {
         gflops,
         derivation: format!(
-            "{threads} cores × {lanes} fp32 lanes ({why}) × {unit_why} × {:.2} GHz ({model_name}, clock from /proc/cpuinfo)",
-            mhz / 1e3
+            "{threads} cores × {lanes} fp32 lanes ({why}) × {unit_why} × {ghz:.2} GHz ({clock_source}; {model_name})"
         ),
     })
+}
+
+/// The clock one busy core runs at, in GHz, measured by timing a chain of
+/// dependent integer additions (one per cycle on every x86-64 core since
+/// the first: each needs the previous result). Best of three ~20 ms runs.
+#[cfg(target_arch = "x86_64")]
+pub fn measured_clock_ghz() -> Option<f64> {
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        let iterations: u64 = 10_000_000;
+        let started = Instant::now();
+        let mut x: u64 = 1;
+        // SAFETY: register-only arithmetic and a counted loop; no memory,
+        // no stack, flags are clobbered as asm! assumes by default.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                "add {x}, {y}", "add {x}, {y}", "add {x}, {y}", "add {x}, {y}",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) x,
+                y = in(reg) 3u64,
+                n = inout(reg) iterations => _,
+                options(nomem, nostack),
+            );
+        }
+        std::hint::black_box(x);
+        let seconds = started.elapsed().as_secs_f64();
+        best = best.max(8.0 * iterations as f64 / seconds / 1e9);
+    }
+    (best > 0.1).then_some(best)
+}
+
+/// The clock is only measured on x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn measured_clock_ghz() -> Option<f64> {
+    None
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MiB.
@@ -318,21 +367,29 @@ mod tests {
     #[test]
     fn peak_is_cores_times_lanes_times_fma_units_times_clock() {
         let intel = cpuinfo("GenuineIntel", 6, "avx avx2 fma avx512f", 2000.0);
-        let peak = cpu_peak_from(&intel, 2).unwrap();
+        let peak = cpu_peak_from(&intel, 2, None).unwrap();
         assert!((peak.gflops - 2.0 * 16.0 * 2.0 * 2.0 * 2.0).abs() < 1e-9, "{peak:?}");
-        // Zen 4 splits 512-bit work over 256-bit units.
+        assert!(peak.derivation.contains("from /proc/cpuinfo"), "{}", peak.derivation);
+        // Zen 4 splits 512-bit work over 256-bit units; a measured clock wins.
         let zen4 = cpuinfo("AuthenticAMD", 25, "avx avx2 fma avx512f", 2596.15);
-        let peak = cpu_peak_from(&zen4, 2).unwrap();
-        assert!((peak.gflops - 2.0 * 8.0 * 4.0 * 2.59615).abs() < 1e-6, "{peak:?}");
-        assert!(peak.derivation.contains("Zen 4"), "{}", peak.derivation);
+        let peak = cpu_peak_from(&zen4, 2, Some(3.65)).unwrap();
+        assert!((peak.gflops - 2.0 * 8.0 * 4.0 * 3.65).abs() < 1e-9, "{peak:?}");
+        assert!(peak.derivation.contains("Zen 4") && peak.derivation.contains("measured"));
         let avx2 = cpuinfo("AuthenticAMD", 23, "avx avx2 fma", 3000.0);
-        assert!((cpu_peak_from(&avx2, 4).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9);
+        assert!((cpu_peak_from(&avx2, 4, None).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9);
     }
 
     #[test]
     fn no_peak_without_a_clock_or_flags() {
-        assert_eq!(cpu_peak_from("processor : 0\n", 2), None);
-        let no_clock = "vendor_id : GenuineIntel\nflags : fma avx2\n";
-        assert_eq!(cpu_peak_from(no_clock, 2), None);
+        assert_eq!(cpu_peak_from("processor : 0\n", 2, Some(3.0)), None);
+        let no_clock = "vendor_id : GenuineIntel\nflags : sse2 fma avx2\n";
+        assert_eq!(cpu_peak_from(no_clock, 2, None), None);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_measured_clock_is_a_plausible_cpu_clock() {
+        let ghz = measured_clock_ghz().expect("a clock on x86-64");
+        assert!((0.5..8.0).contains(&ghz), "{ghz} GHz");
     }
 }

@@ -76,7 +76,7 @@ impl MessageAttention {
 
     /// Distance-kernel weights times `2 − I`, (B, L, L): the factor that
     /// multiplies the softmax of the scores.
-    fn kernel_weights(&self, pair: &PairContext) -> Tensor<3> {
+    pub(crate) fn kernel_weights(&self, pair: &PairContext) -> Tensor<3> {
         let lambda = self.distance_scale.val().reshape([1, 1, 1]);
         let logits = (pair.distances.clone() * lambda).neg() + pair.column_bias.clone();
         let kernel = match self.kernel {
@@ -95,7 +95,7 @@ impl MessageAttention {
     /// disjoint column blocks of P, so W_q folds into a block-diagonal
     /// (d, h·(f+1)) map and no (B, L, L, d) key tensor is ever built.
     /// Returns (W_u (d, h·(f+1)), b_u (1, h·(f+1))).
-    fn pair_query_map(&self, edge_embed: &Linear) -> (Tensor<2>, Tensor<2>) {
+    pub(crate) fn pair_query_map(&self, edge_embed: &Linear) -> (Tensor<2>, Tensor<2>) {
         let edge_weight = edge_embed.weight.val(); // (f, d)
         let [bond_dim, d_model] = edge_weight.dims();
         let features = bond_dim + 1;

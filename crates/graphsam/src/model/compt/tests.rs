@@ -914,3 +914,117 @@ fn profile_matmul() {
     }
     eprintln!("mul on 64x768: {:.4} ms", t.elapsed().as_secs_f64());
 }
+
+/// TEMPORARY: pieces of a layer and of the readout.
+#[test]
+#[ignore]
+fn profile_pieces() {
+    use burn::tensor::Distribution;
+    use std::time::Instant;
+    let device = Device::flex().autodiff();
+    device.seed(16);
+    let mols: Vec<Molecule> = (0..32)
+        .map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64))
+        .collect();
+    let refs: Vec<&Molecule> = mols.iter().collect();
+    let input = batch(&refs, 48, &device);
+    let model = ComptConfig::for_dataset("bbbp", 1).init(&device);
+    let n = input.layout.real_atoms;
+    let d = 256;
+    let x = Tensor::<2>::random([n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let time = |name: &str, f: &dyn Fn(bool) -> ()| {
+        let mut fw = vec![];
+        let mut all = vec![];
+        for _ in 0..9 {
+            let t = Instant::now();
+            f(false);
+            fw.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            f(true);
+            all.push(t.elapsed().as_secs_f64());
+        }
+        fw.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("{name:<34} fwd {:7.2} ms  fwd+bwd {:7.2} ms", fw[4] * 1e3, all[4] * 1e3);
+    };
+    let run = |out: Tensor<2>, bwd: bool| {
+        if bwd {
+            drop(out.sum().backward());
+        } else {
+            let _ = out.sum().into_scalar::<f32>();
+        }
+    };
+    {
+        let plain = Device::flex();
+        let a = Tensor::<2>::random([n, d], Distribution::Normal(0.0, 1.0), &plain);
+        let w = Tensor::<2>::random([d, d], Distribution::Normal(0.0, 1.0), &plain);
+        let mut v = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let out = a.clone().matmul(w.clone());
+            v.push(t.elapsed().as_secs_f64());
+            drop(out);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("plain flex matmul {n}x{d}x{d}: median {:.3} ms min {:.3} ms", v[25] * 1e3, v[0] * 1e3);
+        let mut v = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let out = a.clone().matmul(w.clone()) + 1.0;
+            v.push(t.elapsed().as_secs_f64());
+            drop(out);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("plain flex matmul+add: median {:.3} ms", v[25] * 1e3);
+        let xa = a.clone().require_grad();
+        let xa = Tensor::<2>::from_data(xa.into_data(), &device).require_grad();
+        let wa = Tensor::<2>::from_data(w.clone().into_data(), &device).require_grad();
+        let mut v = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let out = xa.clone().matmul(wa.clone());
+            let g = out.sum().backward();
+            v.push(t.elapsed().as_secs_f64());
+            drop(g);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("autodiff matmul fwd+bwd: median {:.3} ms", v[25] * 1e3);
+    }
+    let layer = &model.layers[0];
+    let pair = model.pair_context(&input);
+    time("norm", &|b| run(layer.norm.forward(x.clone()), b));
+    time("attention", &|b| run(layer.attention.forward_packed(x.clone(), &model.edge_embed, &pair, &input.layout), b));
+    time("linear d->d", &|b| run(layer.feed_forward.forward(x.clone()), b));
+    time("mish", &|b| run(mish(x.clone()), b));
+    time("ffn (linear+mish)", &|b| run(mish(layer.feed_forward.forward(x.clone())), b));
+    time("add3", &|b| run(x.clone() + x.clone() * 2.0 + x.clone(), b));
+    time("whole layer", &|b| run(layer.forward(x.clone(), &model.edge_embed, &pair, &input.layout), b));
+    let att = &layer.attention;
+    time("pair_query_map", &|b| {
+        let (w, bias) = att.pair_query_map(&model.edge_embed);
+        run(w.sum().unsqueeze::<2>() + bias.sum().unsqueeze::<2>(), b)
+    });
+    time("queries matmul", &|b| {
+        let (w, bias) = att.pair_query_map(&model.edge_embed);
+        run(x.clone().matmul(w) + bias, b)
+    });
+    time("kernel weights", &|b| run(att.kernel_weights(&pair).sum_dim(2).reshape([32, 48]), b));
+    let q = Tensor::<2>::random([n, 4 * 14], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let w = att.kernel_weights(&pair).detach().require_grad();
+    time("fused message attention", &|b| {
+        run(super::super::fused::message_attention(q.clone(), x.clone(), pair.features_by_row.clone(), w.clone(), &input.layout.counts, 4), b)
+    });
+    let enc = Tensor::<3>::random([32, 48, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("readout total", &|b| run(model.readout.forward_planned(enc.clone(), &input.readout_plan), b));
+    let ro = &model.readout;
+    time("readout pooled mish+max", &|b| run(mish(enc.clone() + ro.init_bias.val().reshape([1, 1, d])).max_dim(1).reshape([32, d]), b));
+    let rows = Tensor::<3>::random([2, n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("gates_in matmul+bias", &|b| {
+        let iw = Tensor::stack::<3>(vec![ro.forward_input.weight.val(), ro.reverse_input.weight.val()], 0);
+        run((rows.clone().matmul(iw) + 1.0).sum_dim(2).reshape([2, n]), b)
+    });
+    let m2 = Tensor::<2>::random([n, 2 * d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("merge linear+mish", &|b| run(mish(ro.merge.forward(m2.clone())), b));
+    let head_in = Tensor::<2>::random([32, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("head", &|b| run(model.predict(head_in.clone()), b));
+}
