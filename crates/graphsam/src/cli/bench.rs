@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// Molecules per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Also time this many whole training epochs (Adam, random 80/10/10
+    /// split, validation included), as `graphsam train` runs them.
+    #[arg(long, default_value_t = 0)]
+    pub epochs: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -133,6 +137,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "  {name:<26} {:>9.2} ms {:>6.1} %",
             seconds * 1e3,
             100.0 * seconds / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    if args.epochs > 0 {
+        let epochs = crate::with_model!(&spec, &plain, 0, |model| {
+            bench::time_epochs(model, &dataset, args.batch_size, args.epochs, &device)
+        })?;
+        let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
+        let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
+        let (mean_total, std_total) = super::train::mean_std(&total);
+        println!(
+            "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
+            epochs[0].steps,
+            args.batch_size,
+            mean_total,
+            std_total,
+            epochs.len(),
+            super::train::mean_std(&train).0,
+            mean_total - super::train::mean_std(&train).0,
         );
     }
     if let Some(peak) = bench::peak_rss_mib() {

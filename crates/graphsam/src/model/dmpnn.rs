@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::flops::{Grads, PassFlops};
 use super::graph_input::GraphInput;
-use super::graph_layers::{FfnHead, ParamInit, bond_messages, dropout, mean_readout, scatter_sum};
+use super::graph_layers::{FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout};
 use super::loss::{masked_bce_with_logits, masked_mse};
 use super::{ForwardMode, TaskType};
 
@@ -144,7 +144,7 @@ impl Dmpnn {
                 let update = self.w_hidden.forward(bond_messages(message, 0, input));
                 message = dropout(relu(bond_input.clone() + update), self.dropout, mode);
             }
-            scatter_sum(message, 0, &input.bond_target, input.n_atoms())
+            bonds_into_atoms(message, 0, input)
         };
         let atoms = self
             .w_output

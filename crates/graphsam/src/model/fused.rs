@@ -75,6 +75,112 @@ pub trait FusedOps: Backend {
         counts: Vec<usize>,
         heads: usize,
     ) -> FloatTensor<Self>;
+
+    /// Weighted sums of rows by a fixed sparse map, for every batch entry:
+    /// `x` (batch, map.input_rows(), width) → (batch, map.output_rows(), width).
+    /// The message passing of the packed-graph backbones (neighbour sums,
+    /// directed-bond messages, scatter-sums, mean readouts) is this op.
+    fn map_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self>;
+}
+
+/// One direction of a [`RowMap`] in compressed-row form.
+#[derive(Debug, Clone, Default)]
+struct SparseRows {
+    /// Entries of output row i are `offsets[i]..offsets[i + 1]`.
+    offsets: Vec<usize>,
+    /// Input row of each entry.
+    columns: Vec<u32>,
+    /// Weight of each entry.
+    weights: Vec<f32>,
+}
+
+impl SparseRows {
+    fn new(output_rows: usize, entries: &[(usize, usize, f32)]) -> Self {
+        let mut counts = vec![0usize; output_rows + 1];
+        for &(out, _, _) in entries {
+            counts[out + 1] += 1;
+        }
+        for i in 0..output_rows {
+            counts[i + 1] += counts[i];
+        }
+        let mut fill = counts.clone();
+        let mut columns = vec![0u32; entries.len()];
+        let mut weights = vec![0f32; entries.len()];
+        for &(out, input, weight) in entries {
+            columns[fill[out]] = input as u32;
+            weights[fill[out]] = weight;
+            fill[out] += 1;
+        }
+        Self {
+            offsets: counts,
+            columns,
+            weights,
+        }
+    }
+
+    fn output_rows(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+}
+
+/// A fixed linear map between row tables, `out_i = Σ_k w_k · in_{c_k}`,
+/// kept with its transpose for the backward pass. Built once per batch on
+/// the host from the graph's index arrays.
+#[derive(Debug, Clone)]
+pub struct RowMap {
+    forward: std::sync::Arc<SparseRows>,
+    transpose: std::sync::Arc<SparseRows>,
+}
+
+impl RowMap {
+    /// The map with the given (output row, input row, weight) entries;
+    /// repeated pairs add up.
+    ///
+    /// # Panics
+    /// If an entry's row is outside `output_rows` or `input_rows`.
+    pub fn new(output_rows: usize, input_rows: usize, entries: &[(usize, usize, f32)]) -> Self {
+        assert!(
+            entries.iter().all(|&(o, i, _)| o < output_rows && i < input_rows),
+            "RowMap: an entry lies outside {output_rows} × {input_rows}"
+        );
+        let transposed: Vec<(usize, usize, f32)> = entries.iter().map(|&(o, i, w)| (i, o, w)).collect();
+        Self {
+            forward: std::sync::Arc::new(SparseRows::new(output_rows, entries)),
+            transpose: std::sync::Arc::new(SparseRows::new(input_rows, &transposed)),
+        }
+    }
+
+    /// Rows the map produces.
+    pub fn output_rows(&self) -> usize {
+        self.forward.output_rows()
+    }
+
+    /// Rows the map reads.
+    pub fn input_rows(&self) -> usize {
+        self.transpose.output_rows()
+    }
+}
+
+/// [`FusedOps::map_rows`] along axis `dim` of a rank-2 (`dim` 0) or rank-3
+/// (`dim` 1) tensor.
+///
+/// # Panics
+/// If the tensor is not [`supported`], `dim` is not the rows axis of a
+/// rank-2/3 tensor, or its row count is not the map's input rows.
+pub fn map_rows<const D: usize>(x: Tensor<D>, dim: usize, map: &RowMap) -> Tensor<D> {
+    let shape = x.dims();
+    assert!(
+        (D == 2 && dim == 0) || (D == 3 && dim == 1),
+        "map_rows: rows must be axis 0 of a matrix or axis 1 of a rank-3 tensor"
+    );
+    assert_eq!(shape[dim], map.input_rows(), "map_rows: row count");
+    let batch = if D == 3 { shape[0] } else { 1 };
+    let width = shape[D - 1];
+    let x = x.reshape([batch, map.input_rows(), width]);
+    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedOps>::map_rows(x.into_dispatch(), map.clone()));
+    let mut out_shape = shape;
+    out_shape[dim] = map.output_rows();
+    out.reshape(out_shape)
 }
 
 /// [`FusedOps::message_attention`] on tensors (see there for the layout).
@@ -558,6 +664,19 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn map_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self> {
+        let nodes = [x.node()];
+        let x = x.into_primitive();
+        match MapRowsBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let shape = x.layout().shape().to_vec();
+                let state = (map.clone(), shape[0], shape[2]);
+                prep.finish(state, <Flex as FusedOps>::map_rows(x, map))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::map_rows(x, map)),
+        }
+    }
+
     fn message_attention(
         queries: FloatTensor<Self>,
         values_tensor: FloatTensor<Self>,
@@ -800,6 +919,14 @@ impl FusedOps for Flex {
     fn mish(x: FlexTensor) -> FlexTensor {
         let shape = x.layout().shape().to_vec();
         flex_shaped(mish_forward(&values(&x)), &shape)
+    }
+
+    fn map_rows(x: FlexTensor, map: RowMap) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let (batch, width) = (shape[0], shape[2]);
+        assert_eq!(shape[1], map.input_rows(), "map_rows: row count");
+        let out = map_rows_forward(&values(&x), batch, width, &map.forward);
+        flex_shaped(out, &[batch, map.output_rows(), width])
     }
 
     fn message_attention(
@@ -1193,6 +1320,58 @@ impl Backward<Flex, 4> for AttentionBackward {
         }
         if let Some(node) = weights_node {
             grads.register::<Flex>(node.id, flex_shaped(grad_weights, &[shape.counts.len(), l, l]));
+        }
+    }
+}
+
+/// Applies `rows` to every batch entry of `x` (batch × input rows × width).
+fn map_rows_forward(x: &[f32], batch: usize, width: usize, rows: &SparseRows) -> Vec<f32> {
+    use rayon::prelude::*;
+    let output_rows = rows.output_rows();
+    let input_rows = if batch * width == 0 { 0 } else { x.len() / (batch * width) };
+    let mut out = vec![0f32; batch * output_rows * width];
+    if out.is_empty() {
+        return out;
+    }
+    let chunk = rows_per_task(batch * output_rows, width);
+    out.par_chunks_mut(chunk * width)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (r, o) in out.chunks_mut(width).enumerate() {
+                let flat = task * chunk + r;
+                let (b, i) = (flat / output_rows, flat % output_rows);
+                let source = &x[b * input_rows * width..(b + 1) * input_rows * width];
+                for k in rows.offsets[i]..rows.offsets[i + 1] {
+                    let (c, w) = (rows.columns[k] as usize, rows.weights[k]);
+                    let row = &source[c * width..(c + 1) * width];
+                    if w == 1.0 {
+                        for (o, v) in o.iter_mut().zip(row) {
+                            *o += v;
+                        }
+                    } else {
+                        for (o, v) in o.iter_mut().zip(row) {
+                            *o += w * v;
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+#[derive(Debug)]
+struct MapRowsBackward;
+
+impl Backward<Flex, 1> for MapRowsBackward {
+    type State = (RowMap, usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (map, batch, width) = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [x] = ops.parents;
+        if let Some(node) = x {
+            let out = map_rows_forward(&values(&grad), batch, width, &map.transpose);
+            grads.register::<Flex>(node.id, flex_shaped(out, &[batch, map.input_rows(), width]));
         }
     }
 }

@@ -9,6 +9,8 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
+use super::fused::RowMap;
+
 /// A batch of molecules packed into atom and directed-bond tables on a device.
 #[derive(Clone, Debug)]
 pub struct GraphInput {
@@ -30,6 +32,72 @@ pub struct GraphInput {
     pub molecule_atom_counts: Tensor<1>,
     /// Number of molecules in the batch.
     pub n_molecules: usize,
+    /// The same gathers and scatters as sparse row maps, which the fused
+    /// CPU kernels apply in one pass each.
+    pub maps: GraphMaps,
+}
+
+/// The message-passing patterns of a batch as fixed sparse row maps.
+#[derive(Clone, Debug)]
+pub struct GraphMaps {
+    /// Atom v ← Σ of the source atoms of its incoming bonds (atoms × atoms).
+    pub neighbours: RowMap,
+    /// Directed bond u→v ← Σ of the bonds into u except v→u (bonds × bonds).
+    pub bond_messages: RowMap,
+    /// Atom v ← Σ of its incoming bonds (atoms × bonds).
+    pub bonds_into_atoms: RowMap,
+    /// Molecule ← mean of its atoms (molecules × atoms; zero for a molecule
+    /// without atoms).
+    pub atom_mean: RowMap,
+}
+
+impl GraphMaps {
+    /// The maps of validated index arrays.
+    fn new(
+        bond_source: &[i64],
+        bond_target: &[i64],
+        bond_reverse: &[i64],
+        atom_molecule: &[i64],
+        n_molecules: usize,
+    ) -> Self {
+        let n_atoms = atom_molecule.len();
+        let n_bonds = bond_source.len();
+        let neighbours: Vec<(usize, usize, f32)> = (0..n_bonds)
+            .map(|b| (bond_target[b] as usize, bond_source[b] as usize, 1.0))
+            .collect();
+        let into_atoms: Vec<(usize, usize, f32)> =
+            (0..n_bonds).map(|b| (bond_target[b] as usize, b, 1.0)).collect();
+        // Bonds into each atom, to list the terms of each bond's message.
+        let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n_atoms];
+        for b in 0..n_bonds {
+            incoming[bond_target[b] as usize].push(b);
+        }
+        // Σ_{k→u} h_k − h_{v→u}: the reverse bond is one of the k, so it
+        // cancels and is left out.
+        let mut messages = Vec::new();
+        for b in 0..n_bonds {
+            for &k in &incoming[bond_source[b] as usize] {
+                if k != bond_reverse[b] as usize {
+                    messages.push((b, k, 1.0));
+                }
+            }
+        }
+        let mut counts = vec![0usize; n_molecules];
+        for &m in atom_molecule {
+            counts[m as usize] += 1;
+        }
+        let mean: Vec<(usize, usize, f32)> = atom_molecule
+            .iter()
+            .enumerate()
+            .map(|(a, &m)| (m as usize, a, 1.0 / counts[m as usize] as f32))
+            .collect();
+        Self {
+            neighbours: RowMap::new(n_atoms, n_atoms, &neighbours),
+            bond_messages: RowMap::new(n_bonds, n_bonds, &messages),
+            bonds_into_atoms: RowMap::new(n_atoms, n_bonds, &into_atoms),
+            atom_mean: RowMap::new(n_molecules, n_atoms, &mean),
+        }
+    }
 }
 
 /// Why host arrays do not form a valid packed batch.
@@ -165,6 +233,7 @@ impl GraphInput {
             atom_molecule: index(atom_molecule),
             molecule_atom_counts: Tensor::from_data(TensorData::new(counts, [n_molecules]), device),
             n_molecules,
+            maps: GraphMaps::new(bond_source, bond_target, bond_reverse, atom_molecule, n_molecules),
         })
     }
 
@@ -199,6 +268,7 @@ impl GraphInput {
             atom_molecule: self.atom_molecule.clone().to_device(device),
             molecule_atom_counts: self.molecule_atom_counts.clone().to_device(device),
             n_molecules: self.n_molecules,
+            maps: self.maps.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::ForwardMode;
+use super::fused;
 use super::flops::{Grads, PassFlops};
 use super::graph_input::GraphInput;
 
@@ -117,6 +118,9 @@ pub(crate) fn neighbour_sum<const D: usize>(atom_values: Tensor<D>, dim: usize, 
     if input.n_bonds() == 0 {
         return atom_values.zeros_like();
     }
+    if fused::supported(&atom_values) {
+        return fused::map_rows(atom_values, dim, &input.maps.neighbours);
+    }
     let n_atoms = atom_values.dims()[dim];
     let along_bonds = atom_values.select(dim, input.bond_source.clone());
     scatter_sum(along_bonds, dim, &input.bond_target, n_atoms)
@@ -126,14 +130,29 @@ pub(crate) fn neighbour_sum<const D: usize>(atom_values: Tensor<D>, dim: usize, 
 /// for bond u→v, the sum of the messages into u minus the message v→u.
 /// `dim` is the bond axis; needs at least one bond.
 pub(crate) fn bond_messages<const D: usize>(bond_values: Tensor<D>, dim: usize, input: &GraphInput) -> Tensor<D> {
+    if fused::supported(&bond_values) {
+        return fused::map_rows(bond_values, dim, &input.maps.bond_messages);
+    }
     let into_atoms = scatter_sum(bond_values.clone(), dim, &input.bond_target, input.n_atoms());
     into_atoms.select(dim, input.bond_source.clone())
         - bond_values.select(dim, input.bond_reverse.clone())
 }
 
+/// Per-atom sum of the rows of its incoming directed bonds (`dim` is the
+/// bond axis); needs at least one bond.
+pub(crate) fn bonds_into_atoms<const D: usize>(bond_values: Tensor<D>, dim: usize, input: &GraphInput) -> Tensor<D> {
+    if fused::supported(&bond_values) {
+        return fused::map_rows(bond_values, dim, &input.maps.bonds_into_atoms);
+    }
+    scatter_sum(bond_values, dim, &input.bond_target, input.n_atoms())
+}
+
 /// Mean of the atom rows of each molecule, `n_molecules × d`; a molecule
 /// without atoms reads out as zeros.
 pub(crate) fn mean_readout(atom_values: Tensor<2>, input: &GraphInput) -> Tensor<2> {
+    if fused::supported(&atom_values) {
+        return fused::map_rows(atom_values, 0, &input.maps.atom_mean);
+    }
     let sums = scatter_sum(atom_values, 0, &input.atom_molecule, input.n_molecules);
     let counts = input.molecule_atom_counts.clone().clamp_min(1.0).unsqueeze_dim::<2>(1);
     sums / counts
@@ -357,5 +376,82 @@ pub(crate) mod checks {
         };
         let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
         (visitor.total, numeric)
+    }
+}
+
+/// The packed-graph backbones on flex (fused row maps) against ndarray
+/// (composite gathers and scatters): same seeded weights, same batch.
+#[cfg(test)]
+mod fused_against_composite {
+    use burn::module::Module;
+    use burn::optim::GradientsParams;
+    use burn::tensor::Device;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use crate::model::dmpnn::DmpnnConfig;
+    use crate::model::graph_input::fixtures::{featurize_all, matrix, pack, sketches};
+    use crate::model::grover::GroverConfig;
+    use crate::model::{ForwardMode, TaskType};
+
+    /// Equal to 2e-5 of the larger of `want`'s own scale and `floor`
+    /// (gradients that are zero in exact arithmetic are rounding noise).
+    fn close(name: &str, got: &[f32], want: &[f32], floor: f32) {
+        assert_eq!(got.len(), want.len(), "{name}");
+        let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 2e-5 * scale, "{name}[{i}]: flex {g} vs ndarray {w}");
+        }
+    }
+
+    /// Loss and every parameter's gradient, flattened in visiting order.
+    fn loss_and_grads<M: Module>(model: &M, loss: burn::Tensor<1>) -> (f32, Vec<Vec<f32>>) {
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
+        impl burn::module::ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<D>>) {
+                if let Some(g) = self.0.get::<D>(param.id) {
+                    self.1.push(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut collect = Collect(&grads, Vec::new());
+        model.visit(&mut collect);
+        (value, collect.1)
+    }
+
+    #[allow(deprecated)]
+    fn devices() -> [Device; 2] {
+        [Device::flex().autodiff(), Device::ndarray().autodiff()]
+    }
+
+    #[test]
+    fn dmpnn_and_grover_give_the_same_loss_and_gradients_on_both_cpu_backends() {
+        let molecules = featurize_all(&sketches(), 6, 3, 5);
+        let mut results = Vec::new();
+        for device in devices() {
+            let input = pack(&molecules, 6, 3, &device);
+            let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &device);
+            let mask = matrix(vec![1., 1., 1., 0., 1., 1., 1., 1.], 4, &device);
+            let dmpnn = DmpnnConfig::tiny(2).init(&device, 3);
+            let loss = dmpnn.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Eval);
+            let d = loss_and_grads(&dmpnn, loss);
+            let grover = GroverConfig::tiny(2).init(&device, 4);
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let loss = grover.loss(&input, targets, mask, TaskType::Regression, ForwardMode::Train(&mut rng));
+            let g = loss_and_grads(&grover, loss);
+            results.push((d, g));
+        }
+        let [(flex_d, flex_g), (nd_d, nd_g)] = [results.remove(0), results.remove(0)];
+        for (name, flex, nd) in [("dmpnn", flex_d, nd_d), ("grover", flex_g, nd_g)] {
+            close(&format!("{name} loss"), &[flex.0], &[nd.0], 1e-6);
+            assert_eq!(flex.1.len(), nd.1.len(), "{name}: parameter count");
+            assert!(flex.1.len() > 4, "{name}: gradients collected");
+            let largest = nd.1.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (f, n)) in flex.1.iter().zip(&nd.1).enumerate() {
+                close(&format!("{name} gradient of parameter {i}"), f, n, 1e-3 * largest);
+            }
+        }
     }
 }

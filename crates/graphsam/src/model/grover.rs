@@ -32,7 +32,7 @@ use rand::RngCore;
 
 use super::graph_input::GraphInput;
 use super::graph_layers::{
-    FfnHead, ParamInit, bond_messages, dropout, mean_readout, neighbour_sum, scatter_sum,
+    FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout, neighbour_sum,
     standard_normal,
 };
 use super::flops::{Grads, PassFlops};
@@ -535,7 +535,7 @@ impl Grover {
             for (block, steps) in self.edge_blocks.iter().zip(edge_plan) {
                 bonds = block.forward(bonds, input, View::Edge, steps, mode);
             }
-            scatter_sum(bonds, 0, &input.bond_target, input.n_atoms())
+            bonds_into_atoms(bonds, 0, input)
         };
         let from_atoms = self.atom_output(
             &self.ffn_atom_from_atom,

@@ -12,7 +12,10 @@ use burn::tensor::Device;
 
 use graphsam_optim::{OptimizerConfig, SharpnessOptimizer};
 
-use crate::data::{BatchLayout, MoleculeDataset, TargetScaler};
+use graphsam_optim::NoamLrConfig;
+
+use super::trainer::{SilentObserver, TrainSettings, fit};
+use crate::data::{BatchLayout, MoleculeDataset, SplitKind, SplitSizes, TargetScaler, make_split};
 use crate::model::PropertyModel;
 
 /// Measured cost of one optimizer over the timed steps.
@@ -235,6 +238,61 @@ pub fn step_phases<M: PropertyModel>(
         gradient_collection: median(|p| p.gradient_collection),
         update: median(|p| p.update),
     })
+}
+
+/// Wall seconds of whole training epochs, as `graphsam train` runs them:
+/// Adam with the default schedule over a seeded random 80/10/10 split
+/// (training steps with batch assembly, then the validation pass), one
+/// entry per epoch.
+pub fn time_epochs<M: PropertyModel>(
+    model: M,
+    dataset: &MoleculeDataset,
+    batch_size: usize,
+    epochs: usize,
+    device: &Device,
+) -> Result<Vec<EpochSeconds>> {
+    let split = make_split(dataset, &SplitKind::Random, SplitSizes::default(), 0)?;
+    let scaler = (dataset.task_type == crate::data::TaskType::Regression)
+        .then(|| TargetScaler::fit(dataset, &split.train));
+    let settings = TrainSettings {
+        epochs,
+        patience: 0,
+        batch_size,
+        seed: 0,
+        optimizer: OptimizerConfig::Adam(Default::default()),
+        schedule: NoamLrConfig::default(),
+        metric: dataset.task_type.default_metric(),
+    };
+    let outcome = fit(
+        model,
+        dataset,
+        &split,
+        scaler.as_ref(),
+        &settings,
+        device,
+        None,
+        &mut SilentObserver,
+    )?;
+    Ok(outcome
+        .history
+        .iter()
+        .map(|r| EpochSeconds {
+            train: r.train_seconds,
+            valid: r.valid_seconds,
+            steps: split.train.len().div_ceil(batch_size),
+        })
+        .collect())
+}
+
+/// Time of one training epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochSeconds {
+    /// Training steps (batch assembly included).
+    pub train: f64,
+    /// The validation pass.
+    pub valid: f64,
+    /// Steps in the epoch.
+    pub steps: usize,
 }
 
 /// The CPU's fp32 peak and how it was derived.
