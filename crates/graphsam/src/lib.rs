@@ -9,6 +9,7 @@ pub use graphsam_optim as optim;
 
 
 pub mod data;
+pub mod memory;
 pub mod model;
 pub mod train;
 pub mod cli;

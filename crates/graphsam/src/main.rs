@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
         // SAFETY: first statement of `main`, before any thread exists.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
+    graphsam::memory::retain_freed_memory();
     match graphsam::cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
