@@ -16,6 +16,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use super::flops::{Grads, PassFlops};
+use super::fused;
 use super::graph_input::GraphInput;
 use super::graph_layers::{FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout};
 use super::loss::{masked_bce_with_logits, masked_mse};
@@ -138,17 +139,18 @@ impl Dmpnn {
         let incoming = if input.n_bonds() == 0 {
             Tensor::zeros([input.n_atoms(), hidden], &input.atom_features.device())
         } else {
-            let bond_input = self.w_input.forward(input.source_atom_and_bond_features());
+            let bond_input = fused::apply_linear(&self.w_input, input.source_atom_and_bond_features());
             let mut message = relu(bond_input.clone());
             for _ in 1..self.depth {
-                let update = self.w_hidden.forward(bond_messages(message, 0, input));
+                let update = fused::apply_linear(&self.w_hidden, bond_messages(message, 0, input));
                 message = dropout(relu(bond_input.clone() + update), self.dropout, mode);
             }
             bonds_into_atoms(message, 0, input)
         };
-        let atoms = self
-            .w_output
-            .forward(Tensor::cat(vec![input.atom_features.clone(), incoming], 1));
+        let atoms = fused::apply_linear(
+            &self.w_output,
+            Tensor::cat(vec![input.atom_features.clone(), incoming], 1),
+        );
         let atoms = dropout(relu(atoms), self.dropout, mode);
         mean_readout(atoms, input)
     }

@@ -81,6 +81,31 @@ pub trait FusedOps: Backend {
     /// The message passing of the packed-graph backbones (neighbour sums,
     /// directed-bond messages, scatter-sums, mean readouts) is this op.
     fn map_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self>;
+
+    /// `x · weight + bias` for `x` (rows, k), `weight` (k, n), `bias` (n):
+    /// one matrix product writing onto the broadcast bias (burn adds the
+    /// bias in a separate broadcast pass, as slow as the product itself for
+    /// a d×d layer).
+    fn linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// `linear.forward(x)`, through the fused [`FusedOps::linear`] when `x` is
+/// [`supported`] and the layer has a bias (rows are all leading axes).
+pub fn apply_linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    let Some(bias) = linear.bias.as_ref().filter(|_| supported(&x)) else {
+        return linear.forward(x);
+    };
+    let mut shape = x.dims();
+    let k = shape[D - 1];
+    let rows = shape.iter().product::<usize>() / k.max(1);
+    let weight = linear.weight.val();
+    shape[D - 1] = weight.dims()[1];
+    let out = Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::linear(
+        x.reshape([rows, k]).into_dispatch(),
+        weight.into_dispatch(),
+        bias.val().into_dispatch(),
+    ));
+    out.reshape(shape)
 }
 
 /// One direction of a [`RowMap`] in compressed-row form.
@@ -664,6 +689,18 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+        match LinearBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = <Flex as FusedOps>::linear(x.clone(), weight.clone(), bias);
+                prep.finish(LinearSaved { x, weight }, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::linear(x, weight, bias)),
+        }
+    }
+
     fn map_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self> {
         let nodes = [x.node()];
         let x = x.into_primitive();
@@ -919,6 +956,14 @@ impl FusedOps for Flex {
     fn mish(x: FlexTensor) -> FlexTensor {
         let shape = x.layout().shape().to_vec();
         flex_shaped(mish_forward(&values(&x)), &shape)
+    }
+
+    fn linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape();
+        let (rows, k) = (shape[0], shape[1]);
+        let n = weight.layout().shape()[1];
+        let out = linear_forward(&values(&x), rows, k, &values(&weight), &values(&bias));
+        flex_shaped(out, &[rows, n])
     }
 
     fn map_rows(x: FlexTensor, map: RowMap) -> FlexTensor {
@@ -1372,6 +1417,187 @@ impl Backward<Flex, 1> for MapRowsBackward {
         if let Some(node) = x {
             let out = map_rows_forward(&values(&grad), batch, width, &map.transpose);
             grads.register::<Flex>(node.id, flex_shaped(out, &[batch, map.input_rows(), width]));
+        }
+    }
+}
+
+/// gemm's threading rule as flex applies it: products of at least 192³
+/// multiply-adds use every core.
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst (m×n) [+]= lhs · rhs` with explicit strides and threading.
+#[allow(clippy::too_many_arguments)]
+fn gemm_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+    threads: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n);
+    if k > 0 {
+        assert!(lhs.len() > (m - 1) * lhs_strides.0 + (k - 1) * lhs_strides.1);
+        assert!(rhs.len() > (k - 1) * rhs_strides.0 + (n - 1) * rhs_strides.1);
+    }
+    // SAFETY: as in `gemm`: the asserts bound every index; `dst` is a distinct borrow.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            threads,
+        );
+    }
+}
+
+fn linear_forward(x: &[f32], rows: usize, k: usize, weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    let n = bias.len();
+    let mut out = Vec::with_capacity(rows * n);
+    for _ in 0..rows {
+        out.extend_from_slice(bias);
+    }
+    gemm_with(rows, n, k, &mut out, true, x, (k, 1), weight, (n, 1), parallelism(rows, n, k));
+    out
+}
+
+#[derive(Debug, Clone)]
+struct LinearSaved {
+    x: FlexTensor,
+    weight: FlexTensor,
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearSaved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let saved = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let grad = values(&grad);
+        let [k, n] = [saved.weight.layout().shape()[0], saved.weight.layout().shape()[1]];
+        let rows = grad.len() / n.max(1);
+        let [x_node, weight_node, bias_node] = ops.parents;
+        if let Some(node) = x_node {
+            let weight = values(&saved.weight);
+            let mut grad_x = vec![0f32; rows * k];
+            if rows < 64 {
+                // Few rows: gemm runs a transposed operand several times
+                // slower than a copy of Wᵀ costs.
+                let mut weight_t = vec![0f32; n * k];
+                for i in 0..k {
+                    for j in 0..n {
+                        weight_t[j * k + i] = weight[i * n + j];
+                    }
+                }
+                gemm_with(rows, k, n, &mut grad_x, false, &grad, (n, 1), &weight_t, (k, 1), parallelism(rows, k, n));
+            } else {
+                gemm_with(rows, k, n, &mut grad_x, false, &grad, (n, 1), &weight, (1, n), parallelism(rows, k, n));
+            }
+            grads.register::<Flex>(node.id, flex_shaped(grad_x, &[rows, k]));
+        }
+        if let Some(node) = weight_node {
+            let x = values(&saved.x);
+            let mut grad_w = vec![0f32; k * n];
+            gemm_with(k, n, rows, &mut grad_w, false, &x, (1, k), &grad, (n, 1), parallelism(k, n, rows));
+            grads.register::<Flex>(node.id, flex_shaped(grad_w, &[k, n]));
+        }
+        if let Some(node) = bias_node {
+            let mut grad_b = vec![0f32; n];
+            for row in grad.chunks(n) {
+                for (g, v) in grad_b.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+            grads.register::<Flex>(node.id, flex_shaped(grad_b, &[n]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use burn::module::Param;
+    use burn::nn::Linear;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn close(name: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{name}");
+        let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * scale, "{name}[{i}]: fused {g} vs burn {w}");
+        }
+    }
+
+    /// The fused linear equals burn's `Linear` in values and in the
+    /// gradients of input, weight and bias, for many rows (threaded, a
+    /// transposed operand) and few (the copied-Wᵀ path), rank 2 and 3.
+    #[test]
+    fn fused_linear_matches_burns_linear() {
+        let device = Device::flex().autodiff();
+        device.seed(21);
+        for (shape, k, n) in [(vec![700usize], 96usize, 80usize), (vec![5], 7, 3), (vec![3, 9], 16, 24)] {
+            let linear = Linear {
+                weight: Param::from_tensor(Tensor::random([k, n], Distribution::Normal(0.0, 1.0), &device)),
+                bias: Some(Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 1.0), &device))),
+            };
+            let rows: usize = shape.iter().product();
+            let x = Tensor::<2>::random([rows, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let probe = Tensor::<2>::random([rows, n], Distribution::Normal(0.0, 1.0), &device);
+            let (fused, burn) = if shape.len() == 2 {
+                // Separate reshapes: each backward consumes its own graph.
+                let x3 = || x.clone().reshape([shape[0], shape[1], k]);
+                (
+                    apply_linear(&linear, x3()).reshape([rows, n]),
+                    linear.forward(x3()).reshape([rows, n]),
+                )
+            } else {
+                (apply_linear(&linear, x.clone()), linear.forward(x.clone()))
+            };
+            let case = format!("{shape:?}×{k}→{n}");
+            close(&format!("{case} values"), &host(fused.clone()), &host(burn.clone()));
+            let fused_grads = (fused * probe.clone()).sum().backward();
+            let burn_grads = (burn * probe).sum().backward();
+            close(&format!("{case} dx"), &host(x.grad(&fused_grads).unwrap()), &host(x.grad(&burn_grads).unwrap()));
+            let w = linear.weight.val();
+            close(&format!("{case} dW"), &host(w.grad(&fused_grads).unwrap()), &host(w.grad(&burn_grads).unwrap()));
+            let b = linear.bias.as_ref().unwrap().val();
+            close(&format!("{case} db"), &host(b.grad(&fused_grads).unwrap()), &host(b.grad(&burn_grads).unwrap()));
         }
     }
 }

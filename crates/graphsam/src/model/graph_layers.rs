@@ -215,7 +215,7 @@ impl FfnHead {
             if i > 0 {
                 x = relu(x);
             }
-            x = layer.forward(dropout(x, self.dropout, mode));
+            x = fused::apply_linear(layer, dropout(x, self.dropout, mode));
         }
         x
     }

@@ -35,6 +35,7 @@ use super::graph_layers::{
     standard_normal,
 };
 use super::flops::{Grads, PassFlops};
+use super::fused;
 use super::loss::{masked_bce_with_logits, masked_mse};
 use super::{ForwardMode, TaskType};
 
@@ -356,8 +357,7 @@ impl MtBlock {
         let d_k = d / h;
         // (mpn head, row, features) → (row, attention head, mpn head, d_k).
         let project = |linear: &Linear, t: Tensor<3>| -> Tensor<4> {
-            linear
-                .forward(t.reshape([h * rows, d]))
+            fused::apply_linear(linear, t.reshape([h * rows, d]))
                 .reshape([h, rows, h, d_k])
                 .permute([1, 2, 0, 3])
         };
@@ -370,8 +370,8 @@ impl MtBlock {
         let weights = dropout(softmax(scores, 3), self.dropout, mode);
         let context = weights.matmul(value); // row × attention head × mpn head × d_k
         let merged = context.permute([0, 2, 1, 3]).reshape([rows * h, d]);
-        let per_head = self.attention_output.forward(merged).reshape([rows, h * d]);
-        self.w_o.forward(per_head)
+        let per_head = fused::apply_linear(&self.attention_output, merged).reshape([rows, h * d]);
+        fused::apply_linear(&self.w_o, per_head)
     }
 }
 
@@ -478,8 +478,8 @@ impl Grover {
         aggregated: Tensor<2>,
         mode: &mut ForwardMode<'_>,
     ) -> Tensor<2> {
-        let hidden = relu(ffn.expand.forward(Tensor::cat(vec![atom_features, aggregated], 1)));
-        let out = ffn.contract.forward(dropout(hidden, self.dropout, mode));
+        let hidden = relu(fused::apply_linear(&ffn.expand, Tensor::cat(vec![atom_features, aggregated], 1)));
+        let out = fused::apply_linear(&ffn.contract, dropout(hidden, self.dropout, mode));
         dropout(norm.forward(out), self.dropout, mode)
     }
 

@@ -193,7 +193,7 @@ impl MessageAttention {
             // One kernel over the real atoms of each molecule: no padding,
             // no (B, L, h, L) score tensor, no layout copies.
             let queries = nodes.clone().matmul(weight) + bias;
-            let values = self.value.forward(nodes);
+            let values = fused::apply_linear(&self.value, nodes);
             let gathered = fused::message_attention(
                 queries,
                 values,
@@ -202,7 +202,7 @@ impl MessageAttention {
                 &layout.counts,
                 self.heads,
             );
-            return mish(self.output.forward(gathered));
+            return mish(fused::apply_linear(&self.output, gathered));
         }
         self.forward_packed_padded(nodes, edge_embed, pair, layout)
     }

@@ -388,7 +388,7 @@ impl EncoderLayer {
         let h1 = normed.clone() + self.norm.forward(attended);
         let fed = self
             .norm
-            .forward(mish(self.feed_forward.forward(h1.clone())));
+            .forward(mish(super::fused::apply_linear(&self.feed_forward, h1.clone())));
         normed + h1 + fed
     }
 }
@@ -454,10 +454,10 @@ impl Compt {
         let scale = (self.d_model as f64).sqrt();
         let real = layout.real_atoms;
         let positions = layout.unpad_int(input.positions.clone()).reshape([1, real]);
-        let mut hidden = self
-            .node_embed
-            .forward(layout.unpad(input.node_features.clone()))
-            * scale
+        let mut hidden = super::fused::apply_linear(
+            &self.node_embed,
+            layout.unpad(input.node_features.clone()),
+        ) * scale
             + self
                 .position_embed
                 .forward(positions)
@@ -474,9 +474,9 @@ impl Compt {
         for block in &self.head {
             x = block
                 .dropout
-                .forward(block.norm.forward(mish(block.linear.forward(x))));
+                .forward(block.norm.forward(mish(super::fused::apply_linear(&block.linear, x))));
         }
-        self.output.forward(x)
+        super::fused::apply_linear(&self.output, x)
     }
 
     /// Number of scalar parameters.

@@ -137,8 +137,7 @@ impl GruReadout {
             .reshape([plan.real_atoms, d_model])
             .select(0, plan.reverse_alignment.clone());
         let merged = mish(
-            self.merge
-                .forward(Tensor::cat(vec![forward_out, reverse_out], 1)),
+            fused::apply_linear(&self.merge, Tensor::cat(vec![forward_out, reverse_out], 1)),
         ); // (N, d)
         plan.averaging.clone().cast(dtype).matmul(merged)
     }

@@ -775,3 +775,244 @@ fn readout_rejects_padding_before_real_atoms() {
     let mask = Tensor::<2>::from_floats([[1.0, 0.0, 1.0]], &device);
     readout.forward(Tensor::zeros([1, 3, 4], &device), mask);
 }
+
+/// TEMPORARY profiling harness (not to be committed).
+#[test]
+#[ignore]
+fn profile_compt_parts() {
+    use std::time::Instant;
+    let device = Device::flex().autodiff();
+    device.seed(16);
+    let mols: Vec<Molecule> = (0..32)
+        .map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64))
+        .collect();
+    let refs: Vec<&Molecule> = mols.iter().collect();
+    let input = batch(&refs, 48, &device);
+    let model = ComptConfig::for_dataset("bbbp", 1).init(&device);
+    let time = |name: &str, f: &dyn Fn() -> f64| {
+        let mut v = vec![];
+        for _ in 0..6 {
+            v.push(f());
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("{name:<40} {:8.2} ms (min {:8.2})", v[3] * 1e3, v[0] * 1e3);
+    };
+    time("full forward", &|| {
+        let t = Instant::now();
+        let out = model.forward(&input);
+        let _ = to_vec(out);
+        t.elapsed().as_secs_f64()
+    });
+    time("full forward+backward", &|| {
+        let t = Instant::now();
+        let out = model.forward(&input).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    time("encoder forward", &|| {
+        let t = Instant::now();
+        let out = model.encode(&input);
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("encoder fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = model.encode(&input).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    let encoded = model.encode(&input).detach().require_grad();
+    time("readout forward", &|| {
+        let t = Instant::now();
+        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone());
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("readout fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone()).sum();
+        let g = out.backward();
+        drop(g);
+        t.elapsed().as_secs_f64()
+    });
+    let layout = AtomLayout::new(&input.atom_mask);
+    let pair = model.pair_context(&input);
+    let hidden = layout.unpad(encoded.clone()).detach().require_grad();
+    let layer = &model.layers[0];
+    time("one layer fwd", &|| {
+        let t = Instant::now();
+        let out = layer.forward(hidden.clone(), &model.edge_embed, &pair, &layout);
+        let _ = to_vec(out.sum());
+        t.elapsed().as_secs_f64()
+    });
+    time("one layer fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = layer.forward(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        drop(out.backward());
+        t.elapsed().as_secs_f64()
+    });
+    time("attention fwd+bwd", &|| {
+        let t = Instant::now();
+        let out = layer.attention.forward_packed(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        drop(out.backward());
+        t.elapsed().as_secs_f64()
+    });
+    time("layout new", &|| {
+        let t = Instant::now();
+        let _ = AtomLayout::new(&input.atom_mask);
+        t.elapsed().as_secs_f64()
+    });
+    eprintln!("real atoms {}", layout.real_atoms);
+}
+
+/// TEMPORARY.
+#[test]
+#[ignore]
+fn profile_matmul() {
+    use std::time::Instant;
+    let device = Device::flex();
+    let bench = |name: &str, m: usize, k: usize, n: usize, f: &dyn Fn() -> Tensor<2>| {
+        let mut v = vec![];
+        for _ in 0..20 {
+            let t = Instant::now();
+            let out = f();
+            let _ = out.into_data();
+            v.push(t.elapsed().as_secs_f64());
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let flops = 2.0 * (m * k * n) as f64;
+        eprintln!("{name:<40} {:8.3} ms  {:6.1} GFLOP/s", v[10] * 1e3, flops / v[10] / 1e9);
+    };
+    let a = Tensor::<2>::random([823, 256], burn::tensor::Distribution::Default, &device);
+    let w = Tensor::<2>::random([256, 256], burn::tensor::Distribution::Default, &device);
+    let w3 = Tensor::<2>::random([256, 768], burn::tensor::Distribution::Default, &device);
+    bench("823x256 @ 256x256", 823, 256, 256, &|| a.clone().matmul(w.clone()));
+    bench("823x256 @ 256x768", 823, 256, 768, &|| a.clone().matmul(w3.clone()));
+    bench("(823x256)^T @ 823x256 (weight grad)", 256, 823, 256, &|| a.clone().transpose().matmul(a.clone()));
+    bench("823x256 @ (256x256)^T (input grad)", 823, 256, 256, &|| a.clone().matmul(w.clone().transpose()));
+    let h = Tensor::<2>::random([32, 256], burn::tensor::Distribution::Default, &device);
+    bench("32x256 @ 256x768 (gru step)", 32, 256, 768, &|| h.clone().matmul(w3.clone()));
+    let big = Tensor::<2>::random([2048, 2048], burn::tensor::Distribution::Default, &device);
+    bench("2048^3", 2048, 2048, 2048, &|| big.clone().matmul(big.clone()));
+    let x = Tensor::<2>::random([823, 768], burn::tensor::Distribution::Default, &device);
+    let t = Instant::now();
+    for _ in 0..100 {
+        let _ = (x.clone().exp() + 1.0).recip();
+    }
+    eprintln!("exp+add+recip on 823x768: {:.3} ms", t.elapsed().as_secs_f64() * 10.0);
+    let t = Instant::now();
+    for _ in 0..100 {
+        let _ = x.clone() * x.clone();
+    }
+    eprintln!("mul on 823x768: {:.3} ms", t.elapsed().as_secs_f64() * 10.0);
+    let s = Tensor::<2>::random([64, 768], burn::tensor::Distribution::Default, &device);
+    let t = Instant::now();
+    for _ in 0..1000 {
+        let _ = s.clone() * s.clone();
+    }
+    eprintln!("mul on 64x768: {:.4} ms", t.elapsed().as_secs_f64());
+}
+
+/// TEMPORARY: pieces of a layer and of the readout.
+#[test]
+#[ignore]
+fn profile_pieces() {
+    use burn::tensor::Distribution;
+    use std::time::Instant;
+    let device = Device::flex().autodiff();
+    device.seed(16);
+    let mols: Vec<Molecule> = (0..32)
+        .map(|i| molecule(if i == 0 { 48 } else { 10 + (i * 7) % 31 }, 100 + i as u64))
+        .collect();
+    let refs: Vec<&Molecule> = mols.iter().collect();
+    let input = batch(&refs, 48, &device);
+    let model = ComptConfig::for_dataset("bbbp", 1).init(&device);
+    let n = input.layout.real_atoms;
+    let d = 256;
+    let x = Tensor::<2>::random([n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let time = |name: &str, f: &dyn Fn(bool) -> ()| {
+        let mut fw = vec![];
+        let mut all = vec![];
+        for _ in 0..9 {
+            let t = Instant::now();
+            f(false);
+            fw.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            f(true);
+            all.push(t.elapsed().as_secs_f64());
+        }
+        fw.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("{name:<34} fwd {:7.2} ms  fwd+bwd {:7.2} ms", fw[4] * 1e3, all[4] * 1e3);
+    };
+    let run = |out: Tensor<2>, bwd: bool| {
+        if bwd {
+            drop(out.sum().backward());
+        } else {
+            let _ = out.sum().into_scalar::<f32>();
+        }
+    };
+    {
+        let plain = Device::flex();
+        let a = Tensor::<2>::random([n, d], Distribution::Normal(0.0, 1.0), &plain);
+        let w = Tensor::<2>::random([d, d], Distribution::Normal(0.0, 1.0), &plain);
+        let mut v = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let out = a.clone().matmul(w.clone());
+            v.push(t.elapsed().as_secs_f64());
+            drop(out);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("plain flex matmul {n}x{d}x{d}: median {:.3} ms min {:.3} ms", v[25] * 1e3, v[0] * 1e3);
+        let mut v = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let out = a.clone().matmul(w.clone()) + 1.0;
+            v.push(t.elapsed().as_secs_f64());
+            drop(out);
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("plain flex matmul+add: median {:.3} ms", v[25] * 1e3);
+
+    }
+    let layer = &model.layers[0];
+    let pair = model.pair_context(&input);
+    time("norm", &|b| run(layer.norm.forward(x.clone()), b));
+    time("attention", &|b| run(layer.attention.forward_packed(x.clone(), &model.edge_embed, &pair, &input.layout), b));
+    time("linear d->d", &|b| run(layer.feed_forward.forward(x.clone()), b));
+    time("mish", &|b| run(mish(x.clone()), b));
+    time("ffn (linear+mish)", &|b| run(mish(layer.feed_forward.forward(x.clone())), b));
+    time("add3", &|b| run(x.clone() + x.clone() * 2.0 + x.clone(), b));
+    time("whole layer", &|b| run(layer.forward(x.clone(), &model.edge_embed, &pair, &input.layout), b));
+    let att = &layer.attention;
+    time("pair_query_map", &|b| {
+        let (w, bias) = att.pair_query_map(&model.edge_embed);
+        run(w.sum().unsqueeze::<2>() + bias.sum().unsqueeze::<2>(), b)
+    });
+    time("queries matmul", &|b| {
+        let (w, bias) = att.pair_query_map(&model.edge_embed);
+        run(x.clone().matmul(w) + bias, b)
+    });
+    time("kernel weights", &|b| run(att.kernel_weights(&pair).sum_dim(2).reshape([32, 48]), b));
+    let q = Tensor::<2>::random([n, 4 * 14], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let w = att.kernel_weights(&pair).detach().require_grad();
+    time("fused message attention", &|b| {
+        run(super::super::fused::message_attention(q.clone(), x.clone(), pair.features_by_row.clone(), w.clone(), &input.layout.counts, 4), b)
+    });
+    let enc = Tensor::<3>::random([32, 48, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("readout total", &|b| run(model.readout.forward_planned(enc.clone(), &input.readout_plan), b));
+    let ro = &model.readout;
+    time("readout pooled mish+max", &|b| run(mish(enc.clone() + ro.init_bias.val().reshape([1, 1, d])).max_dim(1).reshape([32, d]), b));
+    let rows = Tensor::<3>::random([2, n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("gates_in matmul+bias", &|b| {
+        let iw = Tensor::stack::<3>(vec![ro.forward_input.weight.val(), ro.reverse_input.weight.val()], 0);
+        run((rows.clone().matmul(iw) + 1.0).sum_dim(2).reshape([2, n]), b)
+    });
+    let m2 = Tensor::<2>::random([n, 2 * d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("merge linear+mish", &|b| run(mish(ro.merge.forward(m2.clone())), b));
+    let head_in = Tensor::<2>::random([32, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("head", &|b| run(model.predict(head_in.clone()), b));
+}
