@@ -142,8 +142,13 @@ impl Dmpnn {
             let bond_input = fused::apply_linear(&self.w_input, input.source_atom_and_bond_features());
             let mut message = relu(bond_input.clone());
             for _ in 1..self.depth {
-                let update = fused::apply_linear(&self.w_hidden, bond_messages(message, 0, input));
-                message = dropout(relu(bond_input.clone() + update), self.dropout, mode);
+                let incoming = bond_messages(message, 0, input);
+                let updated = match &self.w_hidden.bias {
+                    // One fused pass for relu(W_h m + h_in) (chemprop's W_h has no bias).
+                    None => fused::linear_add_relu(incoming, self.w_hidden.weight.val(), bond_input.clone()),
+                    Some(_) => relu(bond_input.clone() + fused::apply_linear(&self.w_hidden, incoming)),
+                };
+                message = dropout(updated, self.dropout, mode);
             }
             bonds_into_atoms(message, 0, input)
         };

@@ -32,6 +32,9 @@ pub struct GraphInput {
     pub molecule_atom_counts: Tensor<1>,
     /// Number of molecules in the batch.
     pub n_molecules: usize,
+    /// `[source atom features ‖ bond features]` of each directed bond,
+    /// `n_bonds × (atom_dim + bond_dim)`, joined once on the host.
+    pub bond_inputs: Tensor<2>,
     /// The same gathers and scatters as sparse row maps, which the fused
     /// CPU kernels apply in one pass each.
     pub maps: GraphMaps,
@@ -233,6 +236,21 @@ impl GraphInput {
             atom_molecule: index(atom_molecule),
             molecule_atom_counts: Tensor::from_data(TensorData::new(counts, [n_molecules]), device),
             n_molecules,
+            bond_inputs: Tensor::from_data(
+                TensorData::new(
+                    (0..n_bonds)
+                        .flat_map(|b| {
+                            let atom = bond_source[b] as usize;
+                            atom_features[atom * atom_dim..(atom + 1) * atom_dim]
+                                .iter()
+                                .chain(&bond_features[b * bond_dim..(b + 1) * bond_dim])
+                                .copied()
+                        })
+                        .collect::<Vec<f32>>(),
+                    [n_bonds, atom_dim + bond_dim],
+                ),
+                device,
+            ),
             maps: GraphMaps::new(bond_source, bond_target, bond_reverse, atom_molecule, n_molecules),
         })
     }
@@ -268,6 +286,7 @@ impl GraphInput {
             atom_molecule: self.atom_molecule.clone().to_device(device),
             molecule_atom_counts: self.molecule_atom_counts.clone().to_device(device),
             n_molecules: self.n_molecules,
+            bond_inputs: self.bond_inputs.clone().to_device(device),
             maps: self.maps.clone(),
         }
     }
@@ -276,8 +295,7 @@ impl GraphInput {
     /// `[features of the source atom ‖ bond features]`, `n_bonds × (atom_dim +
     /// bond_dim)`. Only call with at least one bond.
     pub fn source_atom_and_bond_features(&self) -> Tensor<2> {
-        let source_atoms = self.atom_features.clone().select(0, self.bond_source.clone());
-        Tensor::cat(vec![source_atoms, self.bond_features.clone()], 1)
+        self.bond_inputs.clone()
     }
 }
 

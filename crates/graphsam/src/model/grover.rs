@@ -316,11 +316,11 @@ impl MtBlock {
                         View::Node => neighbour_sum(h, 0, input),
                         View::Edge => bond_messages(h, 0, input),
                     };
-                    let mut update = message.matmul(weight.clone());
-                    if let Some(bias) = &bias {
-                        update = update + bias.clone();
-                    }
-                    h = dropout(relu(x.clone() + update), self.dropout, mode);
+                    let updated = match &bias {
+                        None => fused::linear_add_relu(message, weight.clone(), x.clone()),
+                        Some(bias) => relu(x.clone() + message.matmul(weight.clone()) + bias.clone()),
+                    };
+                    h = dropout(updated, self.dropout, mode);
                 }
                 h
             })
