@@ -468,6 +468,17 @@ impl<M: Module> SharpnessOptimizer<M> {
         (Some(numerator.scale(rho / (norm + NORM_EPSILON))), norm)
     }
 
+    /// ‖ε‖ of a perturbation from [`perturbation`](Self::perturbation):
+    /// ρ‖d‖/(‖d‖ + 1e-12) in closed form for the plain direction (saving a
+    /// pass over the parameters), measured for the adaptive one.
+    fn perturbation_norm(eps: &ParamVector, rho: f64, direction_norm: f64, adaptive: bool) -> f64 {
+        if adaptive {
+            eps.norm()
+        } else {
+            rho * direction_norm / (direction_norm + NORM_EPSILON)
+        }
+    }
+
     /// Whether a direction of this norm can be followed; if not, the warning
     /// and the counted skip.
     fn usable_direction(&mut self, norm: f64, report: &mut StepReport) -> bool {
@@ -497,17 +508,14 @@ impl<M: Module> SharpnessOptimizer<M> {
     where
         F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
     {
-        match self
-            .perturbation(model, &at_w.grad, rho, adaptive, report)
-            .0
-        {
-            Some(eps) => {
-                report.perturbation_norm = Some(eps.norm());
+        match self.perturbation(model, &at_w.grad, rho, adaptive, report) {
+            (Some(eps), norm) => {
+                report.perturbation_norm = Some(Self::perturbation_norm(&eps, rho, norm, adaptive));
                 let shifted = eps.perturb(model);
                 let at_shifted = self.evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?;
                 Ok((at_shifted.grad, true))
             }
-            None => Ok((at_w.grad.clone(), false)),
+            (None, _) => Ok((at_w.grad.clone(), false)),
         }
     }
 
@@ -540,12 +548,20 @@ impl<M: Module> SharpnessOptimizer<M> {
             let (Some(previous), Some((g_s, norm))) = (&self.g_h, &self.g_s) else {
                 unreachable!("a step without g_h or g_s is an anchor")
             };
-            let direction = match (c.normalize_per_tensor, c.reference_quirks) {
-                (true, true) => g_s.normalize_per_tensor_shifted(1e-8),
-                (true, false) => g_s.normalize_per_tensor(),
-                (false, _) => g_s.scale(1.0 / (norm + NORM_EPSILON)),
-            };
-            previous.linear_combination(c.beta, &direction, 1.0 - c.beta)
+            match (c.normalize_per_tensor, c.reference_quirks) {
+                (true, true) => previous.linear_combination(
+                    c.beta,
+                    &g_s.normalize_per_tensor_shifted(1e-8),
+                    1.0 - c.beta,
+                ),
+                (true, false) => {
+                    previous.linear_combination(c.beta, &g_s.normalize_per_tensor(), 1.0 - c.beta)
+                }
+                // β g_h + (1−β) g_s/‖g_s‖ in one pass over the parameters.
+                (false, _) => {
+                    previous.linear_combination(c.beta, g_s, (1.0 - c.beta) / (norm + NORM_EPSILON))
+                }
+            }
         };
 
         let rho = self.progress.rho;
@@ -566,9 +582,15 @@ impl<M: Module> SharpnessOptimizer<M> {
                 (eps, norm)
             }
         };
+        // Clipped or reference-code perturbations are measured, not derived.
+        let closed_form = radius.is_none() && !c.adaptive;
         let at_update = match (eps, clean) {
             (Some(eps), _) => {
-                report.perturbation_norm = Some(eps.norm());
+                report.perturbation_norm = Some(if closed_form {
+                    Self::perturbation_norm(&eps, rho, direction_norm, false)
+                } else {
+                    eps.norm()
+                });
                 let shifted = eps.perturb(model);
                 self.evaluate(&shifted, grad_fn, EvalPoint::Perturbed, report)?
             }

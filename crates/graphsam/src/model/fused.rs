@@ -1200,6 +1200,26 @@ mod tests {
     }
 }
 
+/// `Σ a_i b_i` with eight partial sums, so the compiler keeps them in one
+/// SIMD register (a single running f32 sum is a chain of dependent adds
+/// that it may not reorder).
+#[inline]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a_blocks, b_blocks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_tail, b_tail) = (a_blocks.remainder(), b_blocks.remainder());
+    for (x, y) in a_blocks.zip(b_blocks) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let mut total: f32 = lanes.iter().sum();
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        total += x * y;
+    }
+    total
+}
+
 /// Sizes of one message-attention call.
 #[derive(Debug, Clone)]
 struct AttentionShape {
@@ -1322,7 +1342,7 @@ fn attention_molecule_backward(
             let mut dot = 0.0;
             for j in 0..n {
                 let v = &values[(row0 + j) * d + head * dh..(row0 + j) * d + (head + 1) * dh];
-                let d_message: f32 = g.iter().zip(v).map(|(a, b)| a * b).sum();
+                let d_message = dot8(g, v);
                 grad_weights[m * n + j] += d_message * p[j];
                 let d_prob = d_message * w[j];
                 d_scores[j] = d_prob;
@@ -1338,7 +1358,7 @@ fn attention_molecule_backward(
             }
             let gu = &mut grad_queries[m * h * f + head * f..m * h * f + (head + 1) * f];
             for k in 0..f {
-                gu[k] = d_scores.iter().zip(&e[k * l..k * l + n]).map(|(a, b)| a * b).sum();
+                gu[k] = dot8(&d_scores, &e[k * l..k * l + n]);
             }
         }
     }
