@@ -13,8 +13,8 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Distribution, Tensor};
-use graphsam_optim::{ComputeBackend, OptimizerConfig, ParamVector, SharpnessOptimizer};
+use burn::tensor::{Device, Distribution, Tensor};
+use graphsam_optim::{OptimizerConfig, ParamVector, SharpnessOptimizer};
 
 /// Pre-norm transformer encoder block.
 #[derive(Module, Debug)]
@@ -80,13 +80,16 @@ impl Encoder {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let backend: ComputeBackend = args
-        .first()
-        .map(|s| s.parse().unwrap_or_else(|e| panic!("{e}")))
-        .unwrap_or_else(ComputeBackend::default_cpu);
+    let backend = args.first().map_or("flex", String::as_str);
+    #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; we measured both.
+    let plain = match backend {
+        "flex" => Device::flex(),
+        "ndarray" => Device::ndarray(),
+        other => panic!("unknown backend `{other}` (expected flex or ndarray)"),
+    };
     let epochs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let device = backend.autodiff_device();
+    let device = plain.autodiff();
 
     // Molecule-sized: 16 graphs × 24 atoms, 32 input features, width 64, 2 blocks, 4 heads.
     let (batch, atoms, features, width) = (16, 24, 32, 64);

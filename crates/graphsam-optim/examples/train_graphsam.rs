@@ -1,11 +1,12 @@
 //! Fit y = sin(3x) with a small burn MLP and GraphSAM over Adam with NoamLR.
 //! Run: cargo run -p graphsam-optim --example train_graphsam
+//! (on burn's flex CPU backend, which the crate's dev-dependencies enable).
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
-use graphsam_optim::{ComputeBackend, GraphSamConfig, NoamLr, NoamLrConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use graphsam_optim::{GraphSamConfig, NoamLr, NoamLrConfig};
 
 #[derive(Module, Debug)]
 struct Mlp {
@@ -14,7 +15,7 @@ struct Mlp {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let device = ComputeBackend::default_cpu().autodiff_device();
+    let device = Device::flex().autodiff();
     let xs: Vec<f32> = (0..64).map(|i| i as f32 / 32.0 - 1.0).collect();
     let ys: Vec<f32> = xs.iter().map(|x| (3.0 * x).sin()).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xs, [64, 1]), &device);

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod backend;
 pub mod config;
 pub mod error;
 pub mod optimizer;
@@ -8,7 +7,6 @@ pub mod param_vector;
 pub mod schedule;
 mod state;
 
-pub use backend::{BackendUnavailable, ComputeBackend, GpuAdapter, ReadyDevice};
 pub use config::{
     AdamConfig, AeSamConfig, AnchorPolicy, BaseOptimizerConfig, GraphSamConfig, LookSamConfig,
     OPTIMIZER_NAMES, OptimizerConfig, RstConfig, SamConfig, SamKConfig, SgdConfig,

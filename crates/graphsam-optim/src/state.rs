@@ -74,8 +74,9 @@ impl<M: Module> SharpnessOptimizer<M> {
     ///
     /// The base optimizer's moments are restored by burn on
     /// `Device::default()` and move to each parameter's device at the next
-    /// step. With the `wgpu` feature that default is the GPU: set
-    /// `BURN_DEVICE=flex` (as the graphsam binary does) to keep CPU runs off it.
+    /// step. With burn's `wgpu` backend compiled in, that default is the GPU:
+    /// set `BURN_DEVICE=flex` (as the graphsam binary does) to keep CPU runs
+    /// off it.
     pub fn load_state(&mut self, bytes: &[u8], model: &M) -> Result<(), StateError> {
         let saved: SavedState =
             rmp_serde::from_slice(bytes).map_err(|e| StateError::Decode(e.to_string()))?;

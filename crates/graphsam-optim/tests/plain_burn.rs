@@ -6,14 +6,14 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use graphsam_optim::{BaseOptimizerConfig, ComputeBackend, GraphSamConfig, SamConfig, SgdConfig};
+use graphsam_optim::{BaseOptimizerConfig, GraphSamConfig, SamConfig, SgdConfig};
 
 /// Three samples of two inputs, row-major, and their targets.
 const X: [f32; 6] = [0.5, -1.0, 1.5, 0.25, -0.75, 2.0];
 const Y: [f32; 3] = [1.0, -0.5, 0.75];
 
 fn device() -> burn::tensor::Device {
-    ComputeBackend::default_cpu().autodiff_device()
+    burn::tensor::Device::flex().autodiff()
 }
 
 /// y = x·w + b with w = (w₀, w₁)ᵀ.

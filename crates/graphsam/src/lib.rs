@@ -2,13 +2,15 @@
 //!
 //! Data flows one way through the stages: [`chem`] and [`features`] (crate
 //! `graphsam-chem`) -> [`data`] -> [`model`] -> [`optim`] (crate
-//! `graphsam-optim`) -> [`train`] -> the `graphsam` command line.
+//! `graphsam-optim`) -> [`train`] -> the `graphsam` command line; [`device`]
+//! picks the burn backend they run on.
 
 pub use graphsam_chem::{chem, features};
 pub use graphsam_optim as optim;
 
 
 pub mod data;
+pub mod device;
 pub mod memory;
 pub mod model;
 pub mod train;

@@ -9,9 +9,10 @@
 
 use burn::tensor::Device;
 use graphsam::data::{BatchLayout, Metric, MoleculeDataset, Split, TaskType};
+use graphsam::device::{ComputeBackend, GpuAdapter};
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::{ModelSpec, PropertyModel};
-use graphsam::optim::{ComputeBackend, GpuAdapter, NoamLrConfig, StepReport};
+use graphsam::optim::{NoamLrConfig, StepReport};
 use graphsam::train::{TrainObserver, TrainSettings, fit};
 
 mod common;

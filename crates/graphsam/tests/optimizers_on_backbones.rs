@@ -2,11 +2,12 @@
 //! lower the training loss, for CoMPT, GROVER and D-MPNN alike.
 
 use graphsam::data::{Metric, MoleculeDataset, Split};
+use graphsam::device::ComputeBackend;
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::dmpnn::DmpnnConfig;
 use graphsam::model::grover::GroverConfig;
 use graphsam::model::{ModelSpec, PropertyModel};
-use graphsam::optim::{ComputeBackend, NoamLrConfig, OPTIMIZER_NAMES};
+use graphsam::optim::{NoamLrConfig, OPTIMIZER_NAMES};
 use graphsam::train::{SilentObserver, TrainSettings, fit};
 
 mod common;

@@ -73,7 +73,7 @@ fn config(model: ModelSpec, optimizer: &str, task: TaskType, epochs: usize) -> R
 }
 
 fn device() -> burn::tensor::Device {
-    graphsam::optim::ComputeBackend::default_cpu().autodiff_device()
+    graphsam::device::ComputeBackend::default_cpu().autodiff_device()
 }
 
 #[test]

@@ -4,11 +4,11 @@
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use graphsam_optim::ComputeBackend;
 
-/// The autodiff CPU device the tests run on.
+/// The autodiff CPU device the tests run on (burn's flex backend, a
+/// dev-dependency feature).
 pub fn device() -> Device {
-    ComputeBackend::default_cpu().autodiff_device()
+    Device::flex().autodiff()
 }
 
 /// A model that is just a parameter vector w, for quadratic losses.

@@ -149,7 +149,7 @@ pub fn run_seed(
     // before `fit` moves them to the training device and marks them
     // trainable, and the backends' generators differ, so drawing on the CPU
     // gives one seed the same initial weights on every device.
-    let init_device = crate::optim::ComputeBackend::default_cpu().device();
+    let init_device = crate::device::ComputeBackend::default_cpu().device();
     let summary = crate::with_model!(&config.model, &init_device, seed, |model| {
         train_and_test(
             model,

@@ -2,9 +2,14 @@
 //! so switching backends (or turning on a GPU) changes no types, only the
 //! device and the cargo feature that compiles the backend in.
 //!
-//! CPU devices need no set-up. A GPU device goes through
+//! The CPU backends (flex and ndarray) are always compiled in (the
+//! workspace's burn features); wgpu comes with the `gpu` feature (on by
+//! default). CPU devices need no set-up. A GPU device goes through
 //! [`ComputeBackend::init`], which asks wgpu for the adapter once per process
 //! and turns "no adapter" into an error instead of a panic deep in a kernel.
+//!
+//! This is graphsam's, not graphsam-optim's: the optimizers take whatever
+//! device the model is on and probe nothing.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +19,7 @@ use burn::tensor::Device;
 /// Which wgpu adapter a GPU backend runs on.
 ///
 /// Defined in every build so a command line can name it even where the
-/// `wgpu` feature is off (and then be told so).
+/// `gpu` feature is off (and then be told so).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GpuAdapter {
     /// The adapter wgpu ranks best: a high-power GPU first. The variable
@@ -41,15 +46,13 @@ impl fmt::Display for GpuAdapter {
 /// A compute backend compiled into this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ComputeBackend {
-    /// burn-flex on the CPU (feature `flex`, default; the faster one).
-    #[cfg(feature = "flex")]
+    /// burn-flex on the CPU (the default; the faster one).
     Flex,
-    /// burn-ndarray on the CPU (feature `ndarray`, default).
-    #[cfg(feature = "ndarray")]
+    /// burn-ndarray on the CPU.
     NdArray,
     /// wgpu (Vulkan on Linux, Metal on macOS, DX12 on Windows) on the given
-    /// adapter (feature `wgpu`).
-    #[cfg(feature = "wgpu")]
+    /// adapter (feature `gpu`).
+    #[cfg(feature = "gpu")]
     Wgpu(GpuAdapter),
 }
 
@@ -110,11 +113,9 @@ impl ComputeBackend {
     /// machine has an adapter for it.
     pub fn available() -> Vec<ComputeBackend> {
         vec![
-            #[cfg(feature = "flex")]
             ComputeBackend::Flex,
-            #[cfg(feature = "ndarray")]
             ComputeBackend::NdArray,
-            #[cfg(feature = "wgpu")]
+            #[cfg(feature = "gpu")]
             ComputeBackend::Wgpu(GpuAdapter::Best),
         ]
     }
@@ -130,30 +131,24 @@ impl ComputeBackend {
     /// True for the CPU backends (flex, ndarray).
     pub fn is_cpu(self) -> bool {
         match self {
-            #[cfg(feature = "wgpu")]
+            ComputeBackend::Flex | ComputeBackend::NdArray => true,
+            #[cfg(feature = "gpu")]
             ComputeBackend::Wgpu(_) => false,
-            #[allow(unreachable_patterns)]
-            _ => true,
         }
     }
 
     /// The CPU backend measured fastest for small dense models on 2 cores
-    /// (see the crate README): flex when compiled in, else ndarray.
+    /// (see graphsam-optim's README): flex.
     pub fn default_cpu() -> ComputeBackend {
-        Self::cpu_backends()
-            .into_iter()
-            .next()
-            .expect("graphsam-optim is built with at least one CPU backend feature")
+        ComputeBackend::Flex
     }
 
     /// The CLI name: `ndarray`, `flex` or `wgpu`.
     pub fn name(self) -> &'static str {
         match self {
-            #[cfg(feature = "ndarray")]
             ComputeBackend::NdArray => "ndarray",
-            #[cfg(feature = "flex")]
             ComputeBackend::Flex => "flex",
-            #[cfg(feature = "wgpu")]
+            #[cfg(feature = "gpu")]
             ComputeBackend::Wgpu(_) => "wgpu",
         }
     }
@@ -166,11 +161,9 @@ impl ComputeBackend {
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; we measured both.
     pub fn device(self) -> Device {
         match self {
-            #[cfg(feature = "ndarray")]
             ComputeBackend::NdArray => Device::ndarray(),
-            #[cfg(feature = "flex")]
             ComputeBackend::Flex => Device::flex(),
-            #[cfg(feature = "wgpu")]
+            #[cfg(feature = "gpu")]
             ComputeBackend::Wgpu(adapter) => match gpu::init(adapter) {
                 Ok(ready) => ready.device,
                 Err(_) => Device::wgpu(gpu::device_kind(adapter)),
@@ -188,9 +181,8 @@ impl ComputeBackend {
     /// nothing can fail.
     pub fn init(self) -> Result<ReadyDevice, BackendUnavailable> {
         match self {
-            #[cfg(feature = "wgpu")]
+            #[cfg(feature = "gpu")]
             ComputeBackend::Wgpu(adapter) => gpu::init(adapter),
-            #[allow(unreachable_patterns)]
             cpu => Ok(ReadyDevice {
                 device: cpu.device(),
                 description: format!("{} (CPU)", cpu.name()),
@@ -200,7 +192,7 @@ impl ComputeBackend {
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "gpu")]
 mod gpu {
     //! The wgpu runtime can be initialised once per adapter and process, so
     //! the outcome (device or error) is kept for every later caller.
@@ -243,12 +235,13 @@ mod gpu {
         // probing EGL, whose Mesa driver complains on headless machines.
         #[cfg(target_os = "linux")]
         let options = options.graphics_api(WgpuBackend::Vulkan);
-        let (device, setup) = options
-            .init_with_setup()
-            .map_err(|e| BackendUnavailable::NoAdapter {
-                adapter,
-                reason: e.to_string(),
-            })?;
+        let (device, setup) =
+            options
+                .init_with_setup()
+                .map_err(|e| BackendUnavailable::NoAdapter {
+                    adapter,
+                    reason: e.to_string(),
+                })?;
         let info = setup.adapter.get_info();
         let driver = [info.driver.as_str(), info.driver_info.as_str()]
             .into_iter()
@@ -296,5 +289,48 @@ impl FromStr for ComputeBackend {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_to_their_backend() {
+        for backend in ComputeBackend::available() {
+            assert_eq!(backend.name().parse::<ComputeBackend>().unwrap(), backend);
+            assert_eq!(backend.to_string(), backend.name());
+        }
+        assert_eq!(
+            " Flex ".parse::<ComputeBackend>().unwrap(),
+            ComputeBackend::Flex
+        );
+    }
+
+    #[test]
+    fn the_default_is_the_first_cpu_backend_and_cpu_devices_always_open() {
+        assert_eq!(ComputeBackend::default_cpu(), ComputeBackend::Flex);
+        assert_eq!(
+            ComputeBackend::cpu_backends(),
+            [ComputeBackend::Flex, ComputeBackend::NdArray]
+        );
+        for backend in ComputeBackend::cpu_backends() {
+            assert!(backend.is_cpu());
+            let ready = backend.init().unwrap();
+            assert_eq!(ready.description, format!("{} (CPU)", backend.name()));
+            assert!(!ready.software);
+        }
+    }
+
+    #[test]
+    fn an_unknown_backend_is_refused_with_the_available_ones() {
+        let err = "tpu".parse::<ComputeBackend>().unwrap_err();
+        let BackendUnavailable::NotCompiled { name, available } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(name, "tpu");
+        assert!(available.starts_with("flex, ndarray"), "{available}");
+        assert_eq!(available.contains("wgpu"), cfg!(feature = "gpu"));
     }
 }
