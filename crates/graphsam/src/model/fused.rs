@@ -364,43 +364,10 @@ fn gemm(
     }
 }
 
-/// `eˣ` to about 2 ulp, branch-free so that loops over slices vectorise
-/// (libm's `expf` is a call per value). Cody–Waite reduction
-/// x = k·ln2 + r with |r| ≤ ln2/2, a degree-6 Taylor–minimax polynomial for
-/// eʳ (Cephes' coefficients) and 2ᵏ assembled in the exponent bits;
-/// arguments are clamped to [−87, 88] (the f32 range).
-#[inline(always)]
-fn exp_fast(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_375;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2²³ rounds to the nearest integer with plain SSE2 arithmetic.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((k as i32 + 127) as u32) << 23)
-}
-
 /// The logistic sigmoid as the composite computes it (clamped at ±30).
-#[inline(always)]
+#[inline]
 fn logistic(x: f32) -> f32 {
-    1.0 / (1.0 + exp_fast(-x.clamp(-30.0, 30.0)))
-}
-
-/// `tanh x = 1 − 2/(e²ˣ + 1)` (absolute error below 1e-7; the relative
-/// error grows only where tanh is tiny, which the GRU's convex combination
-/// does not amplify).
-#[inline(always)]
-fn tanh_fast(x: f32) -> f32 {
-    1.0 - 2.0 / (exp_fast(2.0 * x.clamp(-15.0, 15.0)) + 1.0)
+    1.0 / (1.0 + (-x.clamp(-30.0, 30.0)).exp())
 }
 
 /// Sizes of one GRU scan.
@@ -483,7 +450,6 @@ fn gru_forward(
         let start = &start[dir * shape.molecules * d..(dir + 1) * shape.molecules * d];
         let mut cache = cache;
         let mut hidden_gates = vec![0f32; shape.molecules * 3 * d];
-        let mut gates = vec![0f32; 3 * d];
         for (t, &a) in shape.active.iter().enumerate() {
             let row = shape.offsets[t];
             let (done, rest) = out.split_at_mut(row * d);
@@ -503,23 +469,19 @@ fn gru_forward(
                 let hg = &hg[r * 3 * d..(r + 1) * 3 * d];
                 let prev = &previous[r * d..(r + 1) * d];
                 let h = &mut current[r * d..(r + 1) * d];
-                // One branch-free sweep per gate row, so the loop vectorises.
                 for j in 0..d {
                     let reset = logistic(gi[j] + hg[j]);
                     let update = logistic(gi[d + j] + hg[d + j]);
-                    let candidate = tanh_fast(gi[2 * d + j] + reset * hg[2 * d + j]);
+                    let candidate = (gi[2 * d + j] + reset * hg[2 * d + j]).tanh();
                     h[j] = candidate + update * (prev[j] - candidate);
-                    gates[j] = reset;
-                    gates[d + j] = update;
-                    gates[2 * d + j] = candidate;
-                }
-                if let Some(cache) = cache.as_deref_mut() {
-                    let at = (row + r) * d;
-                    cache[at..at + d].copy_from_slice(&gates[..d]);
-                    cache[n * d + at..n * d + at + d].copy_from_slice(&gates[d..2 * d]);
-                    cache[2 * n * d + at..2 * n * d + at + d].copy_from_slice(&gates[2 * d..3 * d]);
-                    cache[3 * n * d + at..3 * n * d + at + d].copy_from_slice(&hg[2 * d..3 * d]);
-                    cache[4 * n * d + at..4 * n * d + at + d].copy_from_slice(prev);
+                    if let Some(cache) = cache.as_deref_mut() {
+                        let at = (row + r) * d + j;
+                        cache[at] = reset;
+                        cache[n * d + at] = update;
+                        cache[2 * n * d + at] = candidate;
+                        cache[3 * n * d + at] = hg[2 * d + j];
+                        cache[4 * n * d + at] = prev[j];
+                    }
                 }
             }
         }
@@ -963,7 +925,7 @@ fn layer_norm_backward(
 /// `t + x·2n(2n+2)/(p+2)²` below the clamp and `t` above it.
 #[inline]
 fn mish_parts(x: f32) -> (f32, f32) {
-    let n = exp_fast(x.min(20.0));
+    let n = x.min(20.0).exp();
     let p = n * (n + 2.0);
     let t = p / (p + 2.0);
     let slope = if x < 20.0 {
@@ -981,7 +943,7 @@ fn mish_forward(x: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(16_384))
         .for_each(|(o, x)| {
             for (o, &v) in o.iter_mut().zip(x) {
-                let n = exp_fast(v.min(20.0));
+                let n = v.min(20.0).exp();
                 let p = n * (n + 2.0);
                 *o = v * (p / (p + 2.0));
             }
@@ -1220,25 +1182,6 @@ mod tests {
         }
     }
 
-    /// The polynomial exp and tanh against libm over the whole f32 range
-    /// the kernels feed them.
-    #[test]
-    fn fast_exp_and_tanh_agree_with_libm() {
-        let mut worst_exp = 0f32;
-        let mut worst_tanh = 0f32;
-        for i in 0..=200_000 {
-            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
-            let (got, want) = (exp_fast(x), x.exp());
-            worst_exp = worst_exp.max(((got - want) / want).abs());
-            let t = -20.0 + 40.0 * i as f32 / 200_000.0;
-            worst_tanh = worst_tanh.max((tanh_fast(t) - t.tanh()).abs());
-        }
-        assert!(worst_exp < 4e-7, "exp relative error {worst_exp}");
-        assert!(worst_tanh < 2e-7, "tanh absolute error {worst_tanh}");
-        assert_eq!(exp_fast(0.0), 1.0);
-        assert!(exp_fast(-1e9) >= 0.0 && exp_fast(-1e9) < 1e-37);
-    }
-
     #[test]
     fn fused_mish_matches_the_composite_with_gradients() {
         let device = device();
@@ -1352,7 +1295,7 @@ fn attention_molecule(
             let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut total = 0.0;
             for s in scores.iter_mut() {
-                *s = exp_fast(*s - max);
+                *s = (*s - max).exp();
                 total += *s;
             }
             let p = &mut probs[(head * n + m) * n..(head * n + m + 1) * n];
