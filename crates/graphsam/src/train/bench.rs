@@ -76,12 +76,12 @@ pub fn time_optimizers<M: PropertyModel>(
             Ok((opt, model.clone(), cost))
         })
         .collect::<Result<_>>()?;
-    let inputs = batches
-        .iter()
-        .map(|b| M::input(&M::Batch::assemble(dataset, b, scaler)?, device))
-        .collect::<Result<Vec<_>>>()?;
     let task = dataset.task_type;
-    for (step, input) in inputs.iter().enumerate() {
+    for (step, molecules) in batches.iter().enumerate() {
+        // Built outside the timed region and dropped after the step, so the
+        // peak RSS is a training step's, not that of every batch at once.
+        let input = M::input(&M::Batch::assemble(dataset, molecules, scaler)?, device)?;
+        let input = &input;
         let pass_flops = model.pass_flops(input, step as u64).total();
         for (opt, model, cost) in runs.iter_mut() {
             let before = opt.counters().forward;
