@@ -139,7 +139,7 @@ impl Dmpnn {
         let incoming = if input.n_bonds() == 0 {
             Tensor::zeros([input.n_atoms(), hidden], &input.atom_features.device())
         } else {
-            let bond_input = fused::apply_linear(&self.w_input, input.source_atom_and_bond_features());
+            let bond_input = self.bond_input(input);
             let mut message = relu(bond_input.clone());
             for _ in 1..self.depth {
                 let incoming = bond_messages(message, 0, input);
@@ -152,12 +152,54 @@ impl Dmpnn {
             }
             bonds_into_atoms(message, 0, input)
         };
-        let atoms = fused::apply_linear(
-            &self.w_output,
-            Tensor::cat(vec![input.atom_features.clone(), incoming], 1),
-        );
+        let atoms = self.atom_output(input, incoming);
         let atoms = dropout(relu(atoms), self.dropout, mode);
         mean_readout(atoms, input)
+    }
+
+    /// Whether this pass splits W_i and W_o by input block (the fused CPU
+    /// path): x_uv W_i = atom_u W_ia + bond_uv W_ib, with atom_u W_ia computed
+    /// once per atom and gathered to its bonds, and [atom ‖ m] W_o =
+    /// atom W_oa + m W_om, so no gradient is computed for the feature blocks.
+    fn splits_inputs(&self, input: &GraphInput) -> bool {
+        fused::supported(&input.atom_features) && self.w_input.bias.is_none()
+    }
+
+    /// h⁰ before its ReLU: W_i [atom_u ‖ bond_uv] per directed bond.
+    fn bond_input(&self, input: &GraphInput) -> Tensor<2> {
+        if !self.splits_inputs(input) {
+            return fused::apply_linear(&self.w_input, input.source_atom_and_bond_features());
+        }
+        let weight = self.w_input.weight.val();
+        let atom_part = input
+            .atom_features
+            .clone()
+            .matmul(weight.clone().narrow(0, 0, self.atom_dim));
+        let bond_part = input
+            .bond_features
+            .clone()
+            .matmul(weight.narrow(0, self.atom_dim, self.bond_dim));
+        fused::map_rows(atom_part, 0, &input.maps.source_atoms) + bond_part
+    }
+
+    /// W_o [atom ‖ incoming messages] + b per atom (before its ReLU).
+    fn atom_output(&self, input: &GraphInput, incoming: Tensor<2>) -> Tensor<2> {
+        let bias = self.w_output.bias.as_ref().map(|b| b.val());
+        match bias.filter(|_| self.splits_inputs(input)) {
+            Some(bias) => {
+                let weight = self.w_output.weight.val();
+                let hidden = weight.dims()[1];
+                let atom_part = input
+                    .atom_features
+                    .clone()
+                    .matmul(weight.clone().narrow(0, 0, self.atom_dim));
+                fused::linear_tensors(incoming, weight.narrow(0, self.atom_dim, hidden), bias) + atom_part
+            }
+            None => fused::apply_linear(
+                &self.w_output,
+                Tensor::cat(vec![input.atom_features.clone(), incoming], 1),
+            ),
+        }
     }
 
     /// Matrix-product FLOPs of one training pass on `input`, from its shapes
@@ -167,14 +209,25 @@ impl Dmpnn {
         let [input_width, hidden] = self.w_input.weight.dims();
         let [output_width, _] = self.w_output.weight.dims();
         let mut flops = PassFlops::default();
+        let split = self.splits_inputs(input);
         if bonds > 0 {
             // [source atom ‖ bond] features are data.
-            flops.matmul(1, bonds, input_width, hidden, Grads::Right);
+            if split {
+                flops.matmul(1, atoms, self.atom_dim, hidden, Grads::Right);
+                flops.matmul(1, bonds, self.bond_dim, hidden, Grads::Right);
+            } else {
+                flops.matmul(1, bonds, input_width, hidden, Grads::Right);
+            }
             for _ in 1..self.depth {
                 flops.matmul(1, bonds, hidden, hidden, Grads::Both);
             }
         }
-        flops.matmul(1, atoms, output_width, hidden, Grads::Both);
+        if split && self.w_output.bias.is_some() {
+            flops.matmul(1, atoms, self.atom_dim, hidden, Grads::Right);
+            flops.matmul(1, atoms, output_width - self.atom_dim, hidden, Grads::Both);
+        } else {
+            flops.matmul(1, atoms, output_width, hidden, Grads::Both);
+        }
         flops += self.head.pass_flops(input.n_molecules);
         flops
     }

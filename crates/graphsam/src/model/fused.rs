@@ -121,12 +121,19 @@ pub fn apply_linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> 
     let rows = shape.iter().product::<usize>() / k.max(1);
     let weight = linear.weight.val();
     shape[D - 1] = weight.dims()[1];
-    let out = Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::linear(
-        x.reshape([rows, k]).into_dispatch(),
+    linear_tensors(x.reshape([rows, k]), weight, bias.val()).reshape(shape)
+}
+
+/// `x · weight + bias` on tensors (rank 2): fused on flex, composite elsewhere.
+pub fn linear_tensors(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    if !supported(&x) {
+        return x.matmul(weight) + bias.unsqueeze();
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::linear(
+        x.into_dispatch(),
         weight.into_dispatch(),
-        bias.val().into_dispatch(),
-    ));
-    out.reshape(shape)
+        bias.into_dispatch(),
+    ))
 }
 
 /// One direction of a [`RowMap`] in compressed-row form.

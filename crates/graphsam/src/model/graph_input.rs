@@ -52,6 +52,8 @@ pub struct GraphMaps {
     /// Molecule ← mean of its atoms (molecules × atoms; zero for a molecule
     /// without atoms).
     pub atom_mean: RowMap,
+    /// Directed bond ← its source atom (bonds × atoms).
+    pub source_atoms: RowMap,
 }
 
 impl GraphMaps {
@@ -99,6 +101,11 @@ impl GraphMaps {
             bond_messages: RowMap::new(n_bonds, n_bonds, &messages),
             bonds_into_atoms: RowMap::new(n_atoms, n_bonds, &into_atoms),
             atom_mean: RowMap::new(n_molecules, n_atoms, &mean),
+            source_atoms: RowMap::new(
+                n_bonds,
+                n_atoms,
+                &(0..n_bonds).map(|b| (b, bond_source[b] as usize, 1.0)).collect::<Vec<_>>(),
+            ),
         }
     }
 }
@@ -238,15 +245,7 @@ impl GraphInput {
             n_molecules,
             bond_inputs: Tensor::from_data(
                 TensorData::new(
-                    (0..n_bonds)
-                        .flat_map(|b| {
-                            let atom = bond_source[b] as usize;
-                            atom_features[atom * atom_dim..(atom + 1) * atom_dim]
-                                .iter()
-                                .chain(&bond_features[b * bond_dim..(b + 1) * bond_dim])
-                                .copied()
-                        })
-                        .collect::<Vec<f32>>(),
+                    join_bond_inputs(atom_features, bond_features, bond_source, atom_dim, bond_dim),
                     [n_bonds, atom_dim + bond_dim],
                 ),
                 device,
@@ -297,6 +296,23 @@ impl GraphInput {
     pub fn source_atom_and_bond_features(&self) -> Tensor<2> {
         self.bond_inputs.clone()
     }
+}
+
+/// `[source atom features ‖ bond features]` per directed bond, row-major.
+fn join_bond_inputs(
+    atom_features: &[f32],
+    bond_features: &[f32],
+    bond_source: &[i64],
+    atom_dim: usize,
+    bond_dim: usize,
+) -> Vec<f32> {
+    let mut joined = Vec::with_capacity(bond_source.len() * (atom_dim + bond_dim));
+    for (b, &source) in bond_source.iter().enumerate() {
+        let atom = source as usize;
+        joined.extend_from_slice(&atom_features[atom * atom_dim..(atom + 1) * atom_dim]);
+        joined.extend_from_slice(&bond_features[b * bond_dim..(b + 1) * bond_dim]);
+    }
+    joined
 }
 
 fn check_length(field: &'static str, got: usize, expected: usize) -> Result<(), GraphInputError> {
