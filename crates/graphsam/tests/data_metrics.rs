@@ -172,3 +172,17 @@ fn shape_mismatch_and_nan_predictions_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn confident_logits_are_ranked_not_tied_at_one() {
+    // Models hand `evaluate` log-odds. Above 17 the f32 sigmoid of each is
+    // exactly 1.0, which would tie them all (AUC 0.5); the log-odds keep the order.
+    let logits = [17.5f32, 18.0, 19.0, 20.0, 24.0, 30.0];
+    let classes = [0u8, 1, 0, 1, 1, 1];
+    let saturated: Vec<f32> = logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect();
+    assert!(saturated.iter().all(|&p| p == 1.0), "f32 σ saturates here");
+    assert_abs_diff_eq!(roc_auc(&labels(&classes), &saturated).unwrap(), 0.5);
+    // Pairs (positive above negative): 18>17.5; 20,24,30 above both negatives; 18 < 19 → 7 of 8.
+    let score = evaluate(Metric::RocAuc, &logits, &classes.map(f32::from), 1).unwrap();
+    assert_abs_diff_eq!(score.value, 7.0 / 8.0, epsilon = 1e-12);
+}

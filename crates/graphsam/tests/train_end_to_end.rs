@@ -58,6 +58,7 @@ fn config(model: ModelSpec, optimizer: &str, task: TaskType, epochs: usize) -> R
         model,
         split: SplitKind::Random,
         split_sizes: SplitSizes::new(0.6, 0.2, 0.2).unwrap(),
+        split_seed: None,
         train: TrainSettings {
             epochs,
             patience: 0,
@@ -114,6 +115,37 @@ fn compt_graphsam_run_writes_a_complete_record() {
     let other = config(ModelSpec::Compt(ComptConfig::tiny(1)), "adam", TaskType::Classification, 3);
     let err = run_seed(&dataset, &other, &device(), &run, &mut SilentObserver).unwrap_err();
     assert!(err.to_string().contains("different configuration"), "{err}");
+}
+
+#[test]
+fn a_fixed_split_seed_shares_the_split_while_weights_and_batches_follow_the_run_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fixture(dir.path(), TaskType::Regression);
+    let spec = ModelSpec::Dmpnn(DmpnnConfig::tiny(1).with_atom_dim(133).with_bond_dim(14));
+    let run = |seed: u64, split_seed: Option<u64>| {
+        let mut cfg = config(spec.clone(), "adam", TaskType::Regression, 2);
+        cfg.train.seed = seed;
+        cfg.split_seed = split_seed;
+        let out = dir.path().join(format!("seed-{seed}-split-{split_seed:?}"));
+        let summary = run_seed(&dataset, &cfg, &device(), &out, &mut SilentObserver).unwrap();
+        let split: graphsam::data::Split = read_json(&out.join(files::SPLIT)).unwrap();
+        let weights = std::fs::read(out.join(files::BEST_MODEL)).unwrap();
+        (summary, split, weights)
+    };
+    let (a, split_a, weights_a) = run(0, Some(7));
+    let (b, split_b, weights_b) = run(1, Some(7));
+    assert_eq!(split_a, split_b, "one split for both runs");
+    assert_eq!((a.split_seed, b.split_seed), (Some(7), Some(7)));
+    assert_ne!(weights_a, weights_b, "runs 0 and 1 start from different weights");
+    assert_ne!(a.test.value, b.test.value);
+    // Without it, each run splits with its own seed (the default protocol).
+    let (c, split_c, _) = run(0, None);
+    let (_, split_d, _) = run(1, None);
+    assert_ne!(split_c, split_d);
+    assert_eq!(c.split_seed, None);
+    // The fixed split is the one seed 7 draws.
+    let (_, split_7, _) = run(7, None);
+    assert_eq!(split_a, split_7);
 }
 
 /// Stops after a given number of epochs.

@@ -145,7 +145,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         })?;
         let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
         let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
-        let (mean_total, std_total) = super::train::mean_std(&total);
+        let (mean_total, std_total) = crate::train::stats::mean_std(&total);
         println!(
             "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
             epochs[0].steps,
@@ -153,8 +153,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             mean_total,
             std_total,
             epochs.len(),
-            super::train::mean_std(&train).0,
-            mean_total - super::train::mean_std(&train).0,
+            crate::train::stats::mean_std(&train).0,
+            mean_total - crate::train::stats::mean_std(&train).0,
         );
     }
     if let Some(peak) = bench::peak_rss_mib() {
@@ -167,5 +167,5 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn std_dev(values: &[f64]) -> f64 {
-    super::train::mean_std(values).1
+    crate::train::stats::mean_std(values).1
 }

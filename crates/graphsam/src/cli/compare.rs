@@ -251,6 +251,7 @@ fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Resu
         model: model_spec(&args.model, dataset)?,
         split: args.training.split.clone(),
         split_sizes: args.training.split_sizes()?,
+        split_seed: args.training.split_seed()?,
         train: args.training.settings(
             cell.seed,
             flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,

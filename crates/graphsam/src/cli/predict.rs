@@ -9,7 +9,8 @@ use super::device_args::DeviceArgs;
 use crate::data::{DatasetSpec, LoadOptions, MoleculeDataset};
 use crate::train::checkpoint::load_model;
 use crate::train::record::{files, read_json};
-use crate::train::{ModelCard, predict_indices};
+use crate::data::TaskType;
+use crate::train::{ModelCard, predict_indices, probability};
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]
@@ -43,7 +44,8 @@ pub fn load_card(dir: &Path) -> Result<ModelCard> {
     read_json(&card_path)
 }
 
-/// Predictions (in target units) of the model in `dir` for the molecules `indices`.
+/// Outputs of the model in `dir` for the molecules `indices`: log-odds
+/// (classification) or target units (regression).
 pub fn predict_with_card(
     dir: &Path,
     card: &ModelCard,
@@ -95,7 +97,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
     writer.write_record(&header)?;
     for (i, row) in predictions.chunks(dataset.n_tasks.max(1)).enumerate() {
         let mut record = vec![dataset.source_lines[i].to_string(), dataset.smiles[i].clone()];
-        record.extend(row.iter().map(|v| format!("{v:.6}")));
+        record.extend(row.iter().map(|&v| match card.task_type {
+            TaskType::Classification => format!("{:.6}", probability(v)),
+            TaskType::Regression => format!("{v:.6}"),
+        }));
         writer.write_record(&record)?;
     }
     writer.flush()?;

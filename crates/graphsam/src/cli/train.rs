@@ -11,6 +11,7 @@ use super::progress::EpochProgress;
 use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
 use crate::data::{LoadOptions, MoleculeDataset};
 use crate::model::{ModelKind, ModelSpec};
+use crate::train::stats::mean_std;
 use crate::train::{RunConfig, RunSummary, run_seed};
 
 /// Arguments of `graphsam train`.
@@ -27,7 +28,8 @@ pub struct TrainArgs {
     pub optimizer_flags: OptimizerArgs,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// Number of repeated runs; run k uses seed k for its split, batches and weights.
+    /// Number of repeated runs; run k uses seed k for its batches and weights, and
+    /// for its split unless --split-seed fixes it.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
     #[command(flatten)]
@@ -59,6 +61,7 @@ pub fn load_options(model: ModelKind, atom_limit: Option<usize>) -> LoadOptions 
 /// Runs the command.
 pub fn run(args: TrainArgs) -> Result<()> {
     let sizes = args.training.split_sizes()?;
+    let split_seed = args.training.split_seed()?;
     let optimizer = args.optimizer_flags.config(&args.optimizer)?;
     let (spec, _) = args.data.spec()?;
     let options = load_options(args.model.model, args.training.atom_limit);
@@ -86,6 +89,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             model: model.clone(),
             split: args.training.split.clone(),
             split_sizes: sizes,
+            split_seed,
             train: args
                 .training
                 .settings(seed, optimizer.clone(), &args.schedule, spec.metric),
@@ -127,19 +131,4 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     crate::train::record::write_json(&out.join("summary.json"), &summaries)?;
     Ok(())
-}
-
-/// Mean and sample standard deviation (0 for a single value).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }

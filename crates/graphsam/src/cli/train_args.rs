@@ -311,6 +311,11 @@ pub struct LoopArgs {
     /// Split fractions train,valid,test.
     #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.1, 0.1])]
     pub sizes: Vec<f64>,
+    /// Fix the split by seed N for every run (the paper's authors' protocol: one
+    /// split, runs differ in initial weights and batch order only). Default: run k
+    /// splits with seed k.
+    #[arg(long)]
+    pub split_seed: Option<u64>,
     /// Maximum epochs.
     #[arg(long, default_value_t = 150)]
     pub epochs: usize,
@@ -329,6 +334,16 @@ impl LoopArgs {
     /// The validated split fractions.
     pub fn split_sizes(&self) -> Result<SplitSizes> {
         super::split::parse_sizes(&self.sizes)
+    }
+
+    /// The `--split-seed`, refused for splits that draw nothing.
+    pub fn split_seed(&self) -> Result<Option<u64>> {
+        if self.split_seed.is_some()
+            && matches!(self.split, SplitKind::ScaffoldDeterministic | SplitKind::File { .. })
+        {
+            bail!("--split-seed: a {} split does not depend on a seed", self.split);
+        }
+        Ok(self.split_seed)
     }
 
     /// Training settings for one seed with `optimizer`.

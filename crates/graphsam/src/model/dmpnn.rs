@@ -12,7 +12,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::flops::{Grads, PassFlops};
@@ -256,14 +256,11 @@ impl Dmpnn {
         }
     }
 
-    /// Evaluation output: probabilities (classification) or standardised
-    /// values (regression), `n_molecules × n_tasks`.
-    pub fn predict(&self, input: &GraphInput, task: TaskType) -> Tensor<2> {
-        let logits = self.forward(input, ForwardMode::Eval);
-        match task {
-            TaskType::Classification => sigmoid(logits),
-            TaskType::Regression => logits,
-        }
+    /// Evaluation output, `n_molecules × n_tasks`: log-odds (classification)
+    /// or standardised values (regression); both are the head's output, so
+    /// `_task` only keeps the signature GROVER's `predict` has.
+    pub fn predict(&self, input: &GraphInput, _task: TaskType) -> Tensor<2> {
+        self.forward(input, ForwardMode::Eval)
     }
 }
 
@@ -292,8 +289,8 @@ mod tests {
         let logits = model.forward(&input, ForwardMode::Eval);
         assert_eq!(logits.dims(), [4, 2]);
         assert!(host(logits.clone()).iter().all(|v| v.is_finite()));
-        let probabilities = host(model.predict(&input, TaskType::Classification));
-        assert!(probabilities.iter().all(|&p| p > 0.0 && p < 1.0));
+        // Log-odds for classification, standardised values for regression: the head's output.
+        assert_eq!(host(model.predict(&input, TaskType::Classification)), host(logits.clone()));
         assert_eq!(host(model.predict(&input, TaskType::Regression)), host(logits));
 
         let mask = matrix(vec![1., 0., 1., 1., 0., 1., 1., 0.], 4, &d);

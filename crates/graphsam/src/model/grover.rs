@@ -25,7 +25,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{relu, sigmoid, softmax};
+use burn::tensor::activation::{log_sigmoid, relu, softmax};
 use burn::tensor::{Device, Tensor};
 use rand::RngCore;
 
@@ -571,16 +571,31 @@ impl Grover {
         fit + masked_mse(p1, p2, mask) * self.dist_coff
     }
 
-    /// Evaluation output, the mean of the two heads: (σ(p1) + σ(p2)) / 2 for
-    /// classification, (p1 + p2) / 2 in standardised units for regression.
+    /// Evaluation output, the mean of the two heads: for classification the
+    /// log-odds of the probability (σ(p1) + σ(p2)) / 2, for regression
+    /// (p1 + p2) / 2 in standardised units.
     pub fn predict(&self, input: &GraphInput, task: TaskType) -> Tensor<2> {
         let logits = self.forward(input, ForwardMode::Eval);
         let (p1, p2) = (logits.atom_from_atom, logits.atom_from_bond);
         match task {
-            TaskType::Classification => (sigmoid(p1) + sigmoid(p2)) / 2.0,
+            TaskType::Classification => log_odds_of_mean_probability(p1, p2),
             TaskType::Regression => (p1 + p2) / 2.0,
         }
     }
+}
+
+/// log(p / (1 − p)) for p = (σ(a) + σ(b)) / 2, without forming p: with
+/// log p = lse(log σ(a), log σ(b)) − log 2 and log(1 − p) = lse(log σ(−a),
+/// log σ(−b)) − log 2, the log 2 cancels. Exact where σ saturates in f32.
+fn log_odds_of_mean_probability(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    // log(e^x + e^y) = max + log(1 + e^(−|x − y|)).
+    let log_add_exp = |x: Tensor<2>, y: Tensor<2>| {
+        let gap = (x.clone() - y.clone()).abs().neg();
+        x.max_pair(y) + gap.exp().log1p()
+    };
+    let positive = log_add_exp(log_sigmoid(a.clone()), log_sigmoid(b.clone()));
+    let negative = log_add_exp(log_sigmoid(a.neg()), log_sigmoid(b.neg()));
+    positive - negative
 }
 
 #[cfg(test)]
@@ -608,6 +623,26 @@ mod tests {
     }
 
     #[test]
+    fn log_odds_of_the_mean_probability_stay_exact_where_sigmoid_saturates() {
+        let d = device();
+        // σ(20) and σ(25) are both 1.0 in f32; their log-odds are not.
+        let pairs = [(20.0f32, 25.0f32), (18.0, 18.0), (30.0, -30.0), (-22.0, -19.0), (0.3, -1.2)];
+        let a = Tensor::<1>::from_floats(pairs.map(|p| p.0), &d).reshape([pairs.len(), 1]);
+        let b = Tensor::<1>::from_floats(pairs.map(|p| p.1), &d).reshape([pairs.len(), 1]);
+        let got = host(log_odds_of_mean_probability(a, b));
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        for (k, &(a, b)) in pairs.iter().enumerate() {
+            let (a, b) = (a as f64, b as f64);
+            // 1 − p computed from the negated logits, so f64 keeps its digits.
+            let want = ((sigmoid(a) + sigmoid(b)) / (sigmoid(-a) + sigmoid(-b))).ln();
+            assert!((got[k] as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "{a} {b}: {} vs {want}", got[k]);
+        }
+        assert!(got[0] > 20.6 && got[0] < 20.8, "{}", got[0]);
+        assert!((got[1] - 18.0).abs() < 1e-5, "{}", got[1]);
+        assert!(got[2].abs() < 1e-6);
+    }
+
+    #[test]
     fn both_heads_predict_every_molecule_and_missing_labels_are_masked() {
         let d = device();
         let model = GroverConfig::tiny(2).init(&d, 3);
@@ -619,10 +654,11 @@ mod tests {
         assert_ne!(p1, p2, "the two heads are independent");
 
         let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
-        let probabilities = host(model.predict(&input, TaskType::Classification));
+        let log_odds = host(model.predict(&input, TaskType::Classification));
         let regression = host(model.predict(&input, TaskType::Regression));
         for i in 0..8 {
-            assert!((probabilities[i] - (sigmoid(p1[i]) + sigmoid(p2[i])) / 2.0).abs() < 1e-6);
+            let p = (sigmoid(p1[i]) + sigmoid(p2[i])) / 2.0;
+            assert!((sigmoid(log_odds[i]) - p).abs() < 1e-6);
             assert!((regression[i] - (p1[i] + p2[i]) / 2.0).abs() < 1e-6);
         }
 

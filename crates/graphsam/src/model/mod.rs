@@ -74,8 +74,10 @@ pub trait PropertyModel: Module + Sized {
     /// message-passing depth), so the evaluations of one optimizer step agree.
     fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1>;
 
-    /// Predictions (B × T): probabilities for classification, standardised
-    /// values for regression. Deterministic (evaluation mode).
+    /// Predictions (B × T): the log-odds of the positive class for
+    /// classification (σ of it is the probability; ranking metrics use the
+    /// log-odds themselves, so confident molecules never tie at f32's 1.0),
+    /// standardised values for regression. Deterministic (evaluation mode).
     fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2>;
 
     /// Matrix-product FLOPs of the training pass [`loss`](Self::loss) runs
@@ -131,11 +133,10 @@ impl PropertyModel for Compt {
     }
 
     fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
-        let out = self.forward(&input.input);
-        match task {
-            TaskType::Classification => burn::tensor::activation::sigmoid(out),
-            TaskType::Regression => out,
-        }
+        // The head's output is the log-odds (classification) or the
+        // standardised value (regression) alike.
+        let _ = task;
+        self.forward(&input.input)
     }
 
     fn pass_flops(&self, input: &Self::Input, _step_seed: u64) -> PassFlops {

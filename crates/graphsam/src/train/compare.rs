@@ -1,6 +1,9 @@
 //! Optimizer comparisons: the grid of (dataset, optimizer, seed) cells, its
 //! deterministic shards, and the table assembled from the cells' run
-//! summaries (Markdown, CSV, JSON and an SVG plot).
+//! summaries (Markdown, CSV, JSON and an SVG plot), with paired differences:
+//! cells that share dataset and seed share split, batches and initial
+//! weights, so each optimizer is compared with Adam (and GraphSAM with SAM)
+//! seed by seed.
 //!
 //! Every cell is an ordinary run folder `<out>/<dataset>/<optimizer>/seed-<k>/`
 //! written by [`super::run_seed`], so a comparison can be resumed, sharded
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{files, read_json, write_atomic, write_json};
 use super::run::RunSummary;
+use super::stats::{PairedDifference, mean_std};
 
 /// File at the top of a comparison folder that names its grid.
 pub const GRID_FILE: &str = "compare.json";
@@ -23,6 +27,8 @@ pub const GRID_FILE: &str = "compare.json";
 pub const RESULTS_MD: &str = "results.md";
 /// Result table as CSV.
 pub const RESULTS_CSV: &str = "results.csv";
+/// Paired differences as CSV.
+pub const PAIRED_CSV: &str = "paired.csv";
 /// Result table (and missing cells) as JSON.
 pub const RESULTS_JSON: &str = "results.json";
 /// Test metric against seconds per epoch, one panel per dataset.
@@ -257,6 +263,27 @@ pub struct ComparisonRow {
     pub seeds_expected: u64,
 }
 
+/// One optimizer against a baseline on one dataset, seed by seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedRow {
+    /// Dataset name.
+    pub dataset: String,
+    /// The optimizer compared.
+    pub optimizer: String,
+    /// What it is compared with (Adam, or SAM for GraphSAM).
+    pub baseline: String,
+    /// Metric name.
+    pub metric: String,
+    /// Whether a larger metric is better.
+    pub higher_is_better: bool,
+    /// Test metric of `optimizer` minus `baseline`'s over the seeds both finished.
+    pub difference: PairedDifference,
+    /// Mean seconds per epoch of `optimizer` ÷ `baseline`'s, over the same seeds.
+    pub time_ratio: f64,
+    /// Seeds in the grid.
+    pub seeds_expected: u64,
+}
+
 /// The assembled comparison: table rows and the grid cells without a summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -264,23 +291,11 @@ pub struct Comparison {
     pub grid: Grid,
     /// One row per (dataset, optimizer) with at least one finished seed, in grid order.
     pub rows: Vec<ComparisonRow>,
+    /// Every optimizer against Adam and GraphSAM against SAM, per dataset, in grid order.
+    #[serde(default)]
+    pub pairs: Vec<PairedRow>,
     /// Cells of the grid with no summary.
     pub missing: Vec<Cell>,
-}
-
-/// Mean and sample standard deviation (0 for one value, NaN for none).
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -342,6 +357,22 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
             });
         }
     }
+    let mut pairs = Vec::new();
+    for dataset in &grid.datasets {
+        let mut against = |optimizer: &str, baseline: &str| {
+            let a = by_pair.get(&(dataset.as_str(), optimizer));
+            let b = by_pair.get(&(dataset.as_str(), baseline));
+            if let (Some(a), Some(b)) = (a, b)
+                && let Some(row) = paired(dataset, optimizer, baseline, a, b, grid.seeds)
+            {
+                pairs.push(row);
+            }
+        };
+        for optimizer in grid.optimizers.iter().filter(|o| *o != "adam") {
+            against(optimizer, "adam");
+        }
+        against("graphsam", "sam");
+    }
     let missing = grid
         .cells()
         .into_iter()
@@ -350,7 +381,57 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
     Comparison {
         grid,
         rows,
+        pairs,
         missing,
+    }
+}
+
+/// `optimizer` against `baseline` over the seeds both finished on the same
+/// split (a cell trained with another `--split-seed` is not its pair).
+fn paired(
+    dataset: &str,
+    optimizer: &str,
+    baseline: &str,
+    a: &[&RunSummary],
+    b: &[&RunSummary],
+    seeds_expected: u64,
+) -> Option<PairedRow> {
+    let matched: Vec<(&RunSummary, &RunSummary)> = a
+        .iter()
+        .filter_map(|x| {
+            b.iter()
+                .find(|y| y.seed == x.seed && y.split_seed == x.split_seed)
+                .map(|y| (*x, *y))
+        })
+        .collect();
+    let metric = matched.first()?.0.metric;
+    let values: Vec<(f64, f64)> = matched.iter().map(|(x, y)| (x.test.value, y.test.value)).collect();
+    let difference = PairedDifference::of(&values, metric.higher_is_better())?;
+    let seconds = |pick: fn(&(&RunSummary, &RunSummary)) -> f64| mean(matched.iter().map(pick));
+    let base_seconds = seconds(|p| p.1.seconds_per_epoch);
+    Some(PairedRow {
+        dataset: dataset.to_string(),
+        optimizer: optimizer.to_string(),
+        baseline: baseline.to_string(),
+        metric: metric.name().to_string(),
+        higher_is_better: metric.higher_is_better(),
+        difference,
+        time_ratio: if base_seconds > 0.0 {
+            seconds(|p| p.0.seconds_per_epoch) / base_seconds
+        } else {
+            f64::NAN
+        },
+        seeds_expected,
+    })
+}
+
+impl PairedRow {
+    /// The confidence interval as text, or why there is none.
+    fn interval_text(&self) -> String {
+        match self.difference.ci95 {
+            Some((lo, hi)) => format!("[{lo:+.4}, {hi:+.4}]"),
+            None => format!("no interval ({} seed)", self.difference.pairs),
+        }
     }
 }
 
@@ -378,6 +459,35 @@ impl Comparison {
                 r.seeds_finished,
                 r.seeds_expected,
             ));
+        }
+        if !self.pairs.is_empty() {
+            md.push_str(
+                "\nPaired differences, optimizer − baseline on the same dataset and seed \
+                 (same split, batches and initial weights); 95 % CI by Student's t over seeds, \
+                 `*` where it excludes 0:\n\n\
+                 | dataset | optimizer − baseline | metric | Δ test (mean) | 95 % CI | better / worse / tied | time ratio | pairs |\n\
+                 |---|---|---|---:|---|---:|---:|---:|\n",
+            );
+            for p in &self.pairs {
+                let arrow = if p.higher_is_better { "↑" } else { "↓" };
+                let d = &p.difference;
+                md.push_str(&format!(
+                    "| {} | {} − {} | {} {arrow} | {:+.4}{} | {} | {} / {} / {} | {:.2} | {}/{} |\n",
+                    p.dataset,
+                    p.optimizer,
+                    p.baseline,
+                    p.metric,
+                    d.mean,
+                    if d.significant() { " *" } else { "" },
+                    p.interval_text(),
+                    d.wins,
+                    d.losses,
+                    d.ties,
+                    p.time_ratio,
+                    d.pairs,
+                    p.seeds_expected,
+                ));
+            }
         }
         if !self.missing.is_empty() {
             md.push_str(&format!("\nMissing cells ({}): ", self.missing.len()));
@@ -424,16 +534,63 @@ impl Comparison {
         Ok(String::from_utf8(bytes)?)
     }
 
-    /// Writes `results.md`, `results.csv`, `results.json` and `results.svg` into `out`.
+    /// The paired differences as CSV (one row per dataset, optimizer and
+    /// baseline; empty interval bounds with fewer than two pairs).
+    pub fn paired_csv(&self) -> Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "dataset",
+            "optimizer",
+            "baseline",
+            "metric",
+            "delta_mean",
+            "ci95_low",
+            "ci95_high",
+            "wins",
+            "losses",
+            "ties",
+            "time_ratio",
+            "pairs",
+            "seeds_expected",
+        ])?;
+        for p in &self.pairs {
+            let d = &p.difference;
+            let (lo, hi) = d
+                .ci95
+                .map_or((String::new(), String::new()), |(l, h)| (l.to_string(), h.to_string()));
+            w.write_record([
+                p.dataset.clone(),
+                p.optimizer.clone(),
+                p.baseline.clone(),
+                p.metric.clone(),
+                d.mean.to_string(),
+                lo,
+                hi,
+                d.wins.to_string(),
+                d.losses.to_string(),
+                d.ties.to_string(),
+                p.time_ratio.to_string(),
+                d.pairs.to_string(),
+                p.seeds_expected.to_string(),
+            ])?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(String::from_utf8(bytes)?)
+    }
+
+    /// Writes `results.md`, `results.csv`, `paired.csv`, `results.json` and
+    /// `results.svg` into `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         write_atomic(&out.join(RESULTS_MD), self.markdown().as_bytes())?;
         write_atomic(&out.join(RESULTS_CSV), self.csv()?.as_bytes())?;
+        write_atomic(&out.join(PAIRED_CSV), self.paired_csv()?.as_bytes())?;
         write_json(&out.join(RESULTS_JSON), self)?;
         self.plot(&out.join(RESULTS_SVG))
     }
 
     /// Test metric (y) against seconds per epoch (x), one labelled point per
-    /// optimizer, one panel per dataset.
+    /// optimizer, one panel per dataset; below it, where pairs exist, each
+    /// paired difference with its 95 % interval.
     pub fn plot(&self, path: &Path) -> Result<()> {
         use plotters::prelude::*;
 
@@ -444,12 +601,16 @@ impl Comparison {
             .filter(|d| self.rows.iter().any(|r| &r.dataset == *d))
             .collect();
         let panels = datasets.len().max(1);
+        let rows = if self.pairs.is_empty() { 1 } else { 2 };
         let mut svg = String::new();
         {
-            let root =
-                SVGBackend::with_string(&mut svg, (420 * panels as u32, 360)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, (420 * panels as u32, 360 * rows as u32))
+                .into_drawing_area();
             root.fill(&WHITE).map_err(plot_err)?;
-            let areas = root.split_evenly((1, panels));
+            let areas = root.split_evenly((rows, panels));
+            for (area, dataset) in areas.iter().skip(panels).zip(&datasets) {
+                self.plot_pairs(area, dataset)?;
+            }
             for (area, dataset) in areas.iter().zip(&datasets) {
                 let rows: Vec<&ComparisonRow> = self
                     .rows
@@ -491,6 +652,88 @@ impl Comparison {
             root.present().map_err(plot_err)?;
         }
         write_atomic(path, svg.as_bytes())
+    }
+}
+
+impl Comparison {
+    /// One dataset's paired differences as points with 95 % error bars
+    /// around a line at 0 (a lone pair: the point only).
+    fn plot_pairs<DB: plotters::prelude::DrawingBackend>(
+        &self,
+        area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+        dataset: &str,
+    ) -> Result<()> {
+        use plotters::prelude::*;
+
+        let pairs: Vec<&PairedRow> = self
+            .pairs
+            .iter()
+            .filter(|p| p.dataset == dataset && p.difference.mean.is_finite())
+            .collect();
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = pairs
+            .iter()
+            .map(|p| format!("{}−{}", p.optimizer, p.baseline))
+            .collect();
+        let ends = pairs.iter().flat_map(|p| {
+            let d = &p.difference;
+            let (lo, hi) = d.ci95.unwrap_or((d.mean, d.mean));
+            [lo, hi, 0.0]
+        });
+        let (y0, y1) = padded(ends, false);
+        let metric = pairs[0].metric.as_str();
+        let arrow = if pairs[0].higher_is_better { "higher is better" } else { "lower is better" };
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{dataset}: paired Δ test {metric}"), ("sans-serif", 16))
+            .margin(14)
+            .x_label_area_size(34)
+            .y_label_area_size(58)
+            .build_cartesian_2d(-0.5..pairs.len() as f64 - 0.5, y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(pairs.len())
+            .x_label_formatter(&|x| {
+                let k = x.round();
+                if (x - k).abs() < 1e-6 && k >= 0.0 {
+                    names.get(k as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(format!("Δ ({arrow}), 95 % CI"))
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(-0.5, 0.0), (pairs.len() as f64 - 0.5, 0.0)],
+                BLACK.mix(0.4),
+            ))
+            .map_err(plot_err)?;
+        for (k, p) in pairs.iter().enumerate() {
+            let colour = optimizer_colour(&p.optimizer, k);
+            let d = &p.difference;
+            let x = k as f64;
+            if let Some((lo, hi)) = d.ci95 {
+                // The interval as a vertical bar with caps.
+                let cap = 0.08;
+                let bar = [
+                    vec![(x, lo), (x, hi)],
+                    vec![(x - cap, lo), (x + cap, lo)],
+                    vec![(x - cap, hi), (x + cap, hi)],
+                ];
+                chart
+                    .draw_series(bar.into_iter().map(|p| PathElement::new(p, colour.stroke_width(2))))
+                    .map_err(plot_err)?;
+            }
+            chart
+                .draw_series(std::iter::once(Circle::new((x, d.mean), 5, colour.filled())))
+                .map_err(plot_err)?;
+        }
+        Ok(())
     }
 }
 
@@ -538,6 +781,7 @@ mod tests {
             optimizer: optimizer.into(),
             model: "compt".into(),
             seed,
+            split_seed: None,
             metric: Metric::Rmse,
             test: MetricScore {
                 metric: Metric::Rmse,
@@ -600,6 +844,68 @@ mod tests {
                 .starts_with("bbbp,sam,rmse,0.7,0,0,1,4,,1,2"),
             "{csv}"
         );
+    }
+
+    #[test]
+    fn paired_differences_match_seeds_and_count_wins_by_the_metric_direction() {
+        // RMSE (lower is better). Seeds 0-2 for adam, sam, graphsam; graphsam misses seed 2.
+        let s = vec![
+            summary("esol", "adam", 0, 1.00, 2.0),
+            summary("esol", "adam", 1, 1.10, 2.0),
+            summary("esol", "adam", 2, 0.90, 2.0),
+            summary("esol", "sam", 0, 0.90, 4.0),
+            summary("esol", "sam", 1, 1.00, 4.0),
+            summary("esol", "sam", 2, 0.81, 4.0),
+            summary("esol", "graphsam", 0, 0.95, 2.2),
+            summary("esol", "graphsam", 1, 0.98, 2.0),
+        ];
+        let c = compare(&s, None);
+        let names: Vec<String> = c
+            .pairs
+            .iter()
+            .map(|p| format!("{}-{}", p.optimizer, p.baseline))
+            .collect();
+        assert_eq!(names, ["sam-adam", "graphsam-adam", "graphsam-sam"]);
+        // sam − adam: −0.10, −0.10, −0.09 → mean −0.29/3, s = 0.01/√3, t₂ = 4.3027.
+        let sam = &c.pairs[0].difference;
+        assert_eq!((sam.pairs, sam.wins, sam.losses, sam.ties), (3, 3, 0, 0));
+        let mean = -0.29 / 3.0;
+        assert!((sam.mean - mean).abs() < 1e-12);
+        let half = 4.3027 * (0.01 / 3f64.sqrt()) / 3f64.sqrt();
+        let (lo, hi) = sam.ci95.unwrap();
+        assert!((lo - (mean - half)).abs() < 1e-9 && (hi - (mean + half)).abs() < 1e-9);
+        assert!(sam.significant(), "{lo} {hi}");
+        // graphsam − sam straddles 0 below: not significant.
+        assert!(!c.pairs[2].difference.significant());
+        assert!((c.pairs[0].time_ratio - 2.0).abs() < 1e-12);
+        // graphsam − adam on seeds 0 and 1 only: −0.05, −0.12; time 2.1 ÷ 2.0.
+        let gs = &c.pairs[1];
+        assert_eq!(gs.difference.pairs, 2);
+        assert!((gs.difference.mean + 0.085).abs() < 1e-12);
+        assert!((gs.time_ratio - 1.05).abs() < 1e-12);
+        // graphsam − sam: +0.05, −0.02 → one loss (RMSE up), one win.
+        let gv = &c.pairs[2].difference;
+        assert_eq!((gv.wins, gv.losses), (1, 1));
+        let md = c.markdown();
+        assert!(md.contains("| esol | sam − adam | rmse ↓ | -0.0967 * |"), "{md}");
+        assert!(md.contains("| 3 / 0 / 0 | 2.00 | 3/3 |"), "{md}");
+        let csv = c.paired_csv().unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+        assert!(csv.lines().nth(2).unwrap().starts_with("esol,graphsam,adam,rmse,"), "{csv}");
+
+        // A single seed has a mean but no interval, and says so.
+        let one = compare(&s[..1].iter().chain(&s[3..4]).cloned().collect::<Vec<_>>(), None);
+        assert_eq!(one.pairs[0].difference.ci95, None);
+        let md = one.markdown();
+        assert!(md.contains("no interval (1 seed)"), "{md}");
+        let csv = one.paired_csv().unwrap();
+        assert!(csv.lines().nth(1).unwrap().contains(",-0.09999999999999998,,,1,0,0,"), "{csv}");
+
+        // Cells on different fixed splits are not pairs.
+        let mut other = s[3].clone();
+        other.split_seed = Some(4);
+        let apart = compare(&[s[0].clone(), other], None);
+        assert!(apart.pairs.is_empty());
     }
 
     #[test]

@@ -5,10 +5,11 @@ pub mod checkpoint;
 pub mod compare;
 pub mod record;
 pub mod run;
+pub mod stats;
 pub mod trainer;
 
 pub use run::{ModelCard, RunConfig, RunSummary, device_without_autodiff, run_seed};
 pub use trainer::{
     Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
-    predict_indices,
+    predict_indices, probability,
 };

@@ -39,6 +39,10 @@ pub struct RunConfig {
     pub split: SplitKind,
     /// Split fractions.
     pub split_sizes: SplitSizes,
+    /// Seed of the split when it is fixed across runs (`--split-seed`);
+    /// `None`: the split follows the run's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Optimizer, schedule, epochs, patience, batch size, seed, metric.
     pub train: TrainSettings,
     /// Compute backend name (e.g. ndarray).
@@ -76,8 +80,11 @@ pub struct RunSummary {
     pub optimizer: String,
     /// Model name.
     pub model: String,
-    /// Seed of the split and batch order.
+    /// Seed of the batch order and weights (and of the split unless `split_seed`).
     pub seed: u64,
+    /// Seed of the split when fixed across runs; `None`: the split used `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Metric name.
     pub metric: Metric,
     /// Test metric of the best-validation model.
@@ -127,7 +134,8 @@ pub fn run_seed(
     }
     write_json(&config_path, config)?;
     let seed = config.train.seed;
-    let split = make_split(dataset, &config.split, config.split_sizes, seed)
+    let split_seed = config.split_seed.unwrap_or(seed);
+    let split = make_split(dataset, &config.split, config.split_sizes, split_seed)
         .with_context(|| format!("splitting {}", dataset.name))?;
     write_json(&out_dir.join(files::SPLIT), &split)?;
     let scaler = (dataset.task_type == TaskType::Regression)
@@ -211,6 +219,7 @@ fn train_and_test<M: PropertyModel>(
         optimizer: config.train.optimizer.name().to_string(),
         model: config.model.name().to_string(),
         seed: config.train.seed,
+        split_seed: config.split_seed,
         metric: config.train.metric,
         test,
         best_valid: outcome.best_valid,

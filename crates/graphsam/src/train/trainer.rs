@@ -273,8 +273,9 @@ pub fn fit<M: PropertyModel>(
     })
 }
 
-/// Predictions for the molecules `indices`, in target units (regression
-/// outputs mapped back through `scaler`), row-major `indices.len() × T`.
+/// Predictions for the molecules `indices`, row-major `indices.len() × T`:
+/// log-odds for classification (see [`probability`]), target units for
+/// regression (mapped back through `scaler`).
 pub fn predict_indices<M: PropertyModel>(
     model: &M,
     dataset: &MoleculeDataset,
@@ -304,7 +305,14 @@ pub fn predict_indices<M: PropertyModel>(
     Ok(out)
 }
 
+/// The probability σ(x) of a classification output's log-odds `x`,
+/// computed in f64 so that it keeps its digits up to |x| ≈ 36.
+pub fn probability(log_odds: f32) -> f64 {
+    1.0 / (1.0 + (-(log_odds as f64)).exp())
+}
+
 /// The metric of `model` on the molecules `indices` (missing labels ignored).
+/// Ranking metrics rank the log-odds, which never saturate.
 pub fn evaluate_split<M: PropertyModel>(
     model: &M,
     dataset: &MoleculeDataset,
