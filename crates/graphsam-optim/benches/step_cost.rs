@@ -52,10 +52,17 @@ impl Block {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (split(0), split(1), split(2));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(((d / h) as f32).sqrt());
-        let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar(((d / h) as f32).sqrt());
+        let attended = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, l, d]);
         let x = x + self.out.forward(attended);
-        let ff = self.ff2.forward(gelu(self.ff1.forward(self.norm2.forward(x.clone()))));
+        let ff = self
+            .ff2
+            .forward(gelu(self.ff1.forward(self.norm2.forward(x.clone()))));
         x + ff
     }
 }
@@ -79,7 +86,10 @@ impl Encoder {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let backend = args.first().map_or("flex", String::as_str);
     #[allow(deprecated)] // burn 0.22 deprecates ndarray in favour of flex; we measured both.
     let plain = match backend {
@@ -107,10 +117,19 @@ fn main() {
     };
 
     let names = ["adam", "sam", "graphsam", "sam-k", "looksam"];
-    let mut runs: Vec<(SharpnessOptimizer<Encoder>, Encoder, Vec<Duration>, Vec<Duration>)> = names
+    let mut runs: Vec<(
+        SharpnessOptimizer<Encoder>,
+        Encoder,
+        Vec<Duration>,
+        Vec<Duration>,
+    )> = names
         .iter()
         .map(|n| {
-            let opt = n.parse::<OptimizerConfig>().unwrap().init::<Encoder>().unwrap();
+            let opt = n
+                .parse::<OptimizerConfig>()
+                .unwrap()
+                .init::<Encoder>()
+                .unwrap();
             (opt, model.clone(), Vec::new(), Vec::new())
         })
         .collect();
@@ -140,7 +159,8 @@ fn main() {
         }
     }
 
-    let mean = |d: &[Duration]| d.iter().map(Duration::as_secs_f64).sum::<f64>() / d.len().max(1) as f64;
+    let mean =
+        |d: &[Duration]| d.iter().map(Duration::as_secs_f64).sum::<f64>() / d.len().max(1) as f64;
     let median = |d: &[Duration]| {
         let mut v: Vec<f64> = d.iter().map(Duration::as_secs_f64).collect();
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -148,7 +168,10 @@ fn main() {
     };
     let adam_mean = mean(&runs[0].2);
     let adam_median = median(&runs[0].2);
-    println!("{:<10} {:>10} {:>8} {:>12} {:>8} {:>14}", "optimizer", "mean ms", "ratio", "median ms", "ratio", "passes/step");
+    println!(
+        "{:<10} {:>10} {:>8} {:>12} {:>8} {:>14}",
+        "optimizer", "mean ms", "ratio", "median ms", "ratio", "passes/step"
+    );
     for (opt, _, all, _) in &runs {
         let c = opt.counters();
         println!(

@@ -1134,7 +1134,10 @@ fn ae_sam_takes_sam_steps_exactly_where_the_gradient_norm_is_unusually_large() {
         model = next;
     }
     // The run exercises both branches.
-    assert_eq!(decisions, [true, false, false, false, false, false, true, true]);
+    assert_eq!(
+        decisions,
+        [true, false, false, false, false, false, true, true]
+    );
     let (m, v) = opt.grad_norm_statistics().unwrap();
     assert!(
         (m - mean).abs() < 1e-5 * mean && (v - var).abs() < 1e-4 * var,

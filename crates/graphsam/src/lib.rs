@@ -8,10 +8,9 @@
 pub use graphsam_chem::{chem, features};
 pub use graphsam_optim as optim;
 
-
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod memory;
 pub mod model;
 pub mod train;
-pub mod cli;

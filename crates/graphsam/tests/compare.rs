@@ -156,7 +156,10 @@ fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
             .test
             .value
     };
-    let deltas = [test("graphsam", 0) - test("adam", 0), test("graphsam", 1) - test("adam", 1)];
+    let deltas = [
+        test("graphsam", 0) - test("adam", 0),
+        test("graphsam", 1) - test("adam", 1),
+    ];
     let json: serde_json::Value = read_json(&out.join("results.json")).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 2);
     assert!(json["missing"].as_array().unwrap().is_empty());
@@ -165,13 +168,23 @@ fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
     let mean = pairs[0]["difference"]["mean"].as_f64().unwrap();
     assert!((mean - (deltas[0] + deltas[1]) / 2.0).abs() < 1e-12);
     let paired = std::fs::read_to_string(out.join("paired.csv")).unwrap();
-    assert!(paired.lines().nth(1).unwrap().starts_with("esol,graphsam,adam,rmse,"), "{paired}");
+    assert!(
+        paired
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("esol,graphsam,adam,rmse,"),
+        "{paired}"
+    );
     assert!(md.contains("| esol | graphsam − adam | rmse ↓ |"), "{md}");
     let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("graphsam") && svg.contains("seconds per epoch")
     );
-    assert!(svg.contains("paired Δ test rmse"), "the plot shows the paired differences");
+    assert!(
+        svg.contains("paired Δ test rmse"),
+        "the plot shows the paired differences"
+    );
     assert!(text(&o).contains("all 4 cells finished"), "{}", text(&o));
 }
 
@@ -184,9 +197,13 @@ fn a_split_seed_gives_every_cell_the_same_split() {
         &["--split-seed", "5", "--out", out.to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let split = |seed: u64| std::fs::read_to_string(cell_dir(&out, "adam", seed).join("split.json")).unwrap();
+    let split = |seed: u64| {
+        std::fs::read_to_string(cell_dir(&out, "adam", seed).join("split.json")).unwrap()
+    };
     assert_eq!(split(0), split(1), "seeds 0 and 1 share the split");
-    let weights = |seed: u64| std::fs::read(cell_dir(&out, "adam", seed).join("best_model.safetensors")).unwrap();
+    let weights = |seed: u64| {
+        std::fs::read(cell_dir(&out, "adam", seed).join("best_model.safetensors")).unwrap()
+    };
     assert_ne!(weights(0), weights(1), "but not the weights");
     let s: RunSummary = read_json(&cell_dir(&out, "adam", 1).join("summary.json")).unwrap();
     assert_eq!(s.split_seed, Some(5));
@@ -197,10 +214,22 @@ fn a_split_seed_gives_every_cell_the_same_split() {
     // A split that draws nothing refuses the flag.
     let bad = compare(
         data.path(),
-        &["--split", "scaffold-deterministic", "--split-seed", "1", "--out", out.to_str().unwrap()],
+        &[
+            "--split",
+            "scaffold-deterministic",
+            "--split-seed",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     assert!(!bad.status.success());
-    assert!(text(&bad).contains("--split-seed: a scaffold-deterministic split does not depend on a seed"), "{}", text(&bad));
+    assert!(
+        text(&bad)
+            .contains("--split-seed: a scaffold-deterministic split does not depend on a seed"),
+        "{}",
+        text(&bad)
+    );
 }
 
 #[test]
@@ -309,13 +338,30 @@ fn bad_flags_are_refused_before_any_training() {
         "{}",
         text(&o)
     );
-    let o = compare(data.path(), &["--device", "tpu", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &["--device", "tpu", "--out", out.to_str().unwrap()],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown --device `tpu`"), "{}", text(&o));
     // A GPU the machine lacks is found out once, before the children start.
-    let o = compare(data.path(), &["--device", "gpu:99", "--jobs", "2", "--out", out.to_str().unwrap()]);
+    let o = compare(
+        data.path(),
+        &[
+            "--device",
+            "gpu:99",
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert!(!o.status.success());
-    let expected = if cfg!(feature = "gpu") { "no GPU for discrete GPU 99" } else { "built without GPU support" };
+    let expected = if cfg!(feature = "gpu") {
+        "no GPU for discrete GPU 99"
+    } else {
+        "built without GPU support"
+    };
     assert!(text(&o).contains(expected), "{}", text(&o));
     assert!(!out.exists(), "nothing written");
 }

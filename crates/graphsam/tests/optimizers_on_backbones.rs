@@ -14,9 +14,17 @@ mod common;
 
 use common::SMILES;
 
-fn first_and_last_loss<M: PropertyModel>(model: M, data: &MoleculeDataset, optimizer: &str) -> (f64, f64) {
+fn first_and_last_loss<M: PropertyModel>(
+    model: M,
+    data: &MoleculeDataset,
+    optimizer: &str,
+) -> (f64, f64) {
     let all: Vec<usize> = (0..data.len()).collect();
-    let split = Split { train: all.clone(), valid: all.clone(), test: all };
+    let split = Split {
+        train: all.clone(),
+        valid: all.clone(),
+        test: all,
+    };
     let settings = TrainSettings {
         epochs: 20,
         patience: 0,
@@ -24,11 +32,26 @@ fn first_and_last_loss<M: PropertyModel>(model: M, data: &MoleculeDataset, optim
         seed: 1,
         optimizer: optimizer.parse().unwrap(),
         // A constant rate keeps the comparison about the optimizers, not the schedule.
-        schedule: NoamLrConfig { init_lr: 3e-3, max_lr: 3e-3, final_lr: 3e-3, warmup_epochs: 0.0 },
+        schedule: NoamLrConfig {
+            init_lr: 3e-3,
+            max_lr: 3e-3,
+            final_lr: 3e-3,
+            warmup_epochs: 0.0,
+        },
         metric: Metric::RocAuc,
     };
     let device = ComputeBackend::default_cpu().autodiff_device();
-    let outcome = fit(model, data, &split, None, &settings, &device, None, &mut SilentObserver).unwrap();
+    let outcome = fit(
+        model,
+        data,
+        &split,
+        None,
+        &settings,
+        &device,
+        None,
+        &mut SilentObserver,
+    )
+    .unwrap();
     let h = &outcome.history;
     (h[0].train_loss, h[h.len() - 1].train_loss)
 }

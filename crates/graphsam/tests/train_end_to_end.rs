@@ -4,11 +4,13 @@
 
 use std::path::Path;
 
-use graphsam::data::{DatasetSpec, LoadOptions, Metric, MoleculeDataset, SplitKind, SplitSizes, TaskType};
+use graphsam::data::{
+    DatasetSpec, LoadOptions, Metric, MoleculeDataset, SplitKind, SplitSizes, TaskType,
+};
 use graphsam::features::FeatureSet;
+use graphsam::model::ModelSpec;
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::dmpnn::DmpnnConfig;
-use graphsam::model::ModelSpec;
 use graphsam::optim::{NoamLrConfig, OptimizerConfig};
 use graphsam::train::record::{files, read_epoch_history, read_json};
 use graphsam::train::{
@@ -16,9 +18,30 @@ use graphsam::train::{
 };
 
 const SMILES: [&str; 24] = [
-    "CCO", "CCN", "CCC", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CC(=O)N", "c1ccncc1",
-    "CCOC", "CCCl", "OCCO", "NCCN", "c1ccc2ccccc2c1", "CC(C)O", "CC(C)N", "C1CCCCC1",
-    "C1CCNCC1", "O=C=O", "CC#N", "c1ccoc1", "c1ccsc1", "CC(=O)OC", "CCCCO", "CCCCN",
+    "CCO",
+    "CCN",
+    "CCC",
+    "c1ccccc1",
+    "c1ccccc1O",
+    "CC(=O)O",
+    "CC(=O)N",
+    "c1ccncc1",
+    "CCOC",
+    "CCCl",
+    "OCCO",
+    "NCCN",
+    "c1ccc2ccccc2c1",
+    "CC(C)O",
+    "CC(C)N",
+    "C1CCCCC1",
+    "C1CCNCC1",
+    "O=C=O",
+    "CC#N",
+    "c1ccoc1",
+    "c1ccsc1",
+    "CC(=O)OC",
+    "CCCCO",
+    "CCCCN",
 ];
 
 /// Writes a fixture CSV: label 1 for molecules with nitrogen, plus one
@@ -65,7 +88,10 @@ fn config(model: ModelSpec, optimizer: &str, task: TaskType, epochs: usize) -> R
             batch_size: 4,
             seed: 3,
             optimizer: optimizer.parse::<OptimizerConfig>().unwrap(),
-            schedule: NoamLrConfig { warmup_epochs: 1.0, ..NoamLrConfig::default() },
+            schedule: NoamLrConfig {
+                warmup_epochs: 1.0,
+                ..NoamLrConfig::default()
+            },
             metric: task.default_metric(),
         },
         backend: "flex".into(),
@@ -82,13 +108,31 @@ fn compt_graphsam_run_writes_a_complete_record() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = fixture(dir.path(), TaskType::Classification);
     assert_eq!(dataset.len(), 24);
-    assert_eq!(dataset.skipped.len(), 1, "the invalid SMILES row is skipped");
+    assert_eq!(
+        dataset.skipped.len(),
+        1,
+        "the invalid SMILES row is skipped"
+    );
     let run = dir.path().join("run");
-    let cfg = config(ModelSpec::Compt(ComptConfig::tiny(1)), "graphsam", TaskType::Classification, 3);
+    let cfg = config(
+        ModelSpec::Compt(ComptConfig::tiny(1)),
+        "graphsam",
+        TaskType::Classification,
+        3,
+    );
     let summary = run_seed(&dataset, &cfg, &device(), &run, &mut SilentObserver).unwrap();
 
-    for f in [files::CONFIG, files::SPLIT, files::METRICS_JSONL, files::METRICS_CSV, files::CURVE_SVG,
-              files::BEST_MODEL, files::MODEL_CARD, files::SUMMARY, files::CHECKPOINT] {
+    for f in [
+        files::CONFIG,
+        files::SPLIT,
+        files::METRICS_JSONL,
+        files::METRICS_CSV,
+        files::CURVE_SVG,
+        files::BEST_MODEL,
+        files::MODEL_CARD,
+        files::SUMMARY,
+        files::CHECKPOINT,
+    ] {
         assert!(run.join(f).is_file(), "{f} missing from the run record");
     }
     assert_eq!(summary.metric, Metric::RocAuc);
@@ -112,7 +156,12 @@ fn compt_graphsam_run_writes_a_complete_record() {
     assert_eq!(again, summary);
     // A different configuration in the same folder is refused, nothing is overwritten.
     std::fs::remove_file(run.join(files::SUMMARY)).unwrap();
-    let other = config(ModelSpec::Compt(ComptConfig::tiny(1)), "adam", TaskType::Classification, 3);
+    let other = config(
+        ModelSpec::Compt(ComptConfig::tiny(1)),
+        "adam",
+        TaskType::Classification,
+        3,
+    );
     let err = run_seed(&dataset, &other, &device(), &run, &mut SilentObserver).unwrap_err();
     assert!(err.to_string().contains("different configuration"), "{err}");
 }
@@ -136,7 +185,10 @@ fn a_fixed_split_seed_shares_the_split_while_weights_and_batches_follow_the_run_
     let (b, split_b, weights_b) = run(1, Some(7));
     assert_eq!(split_a, split_b, "one split for both runs");
     assert_eq!((a.split_seed, b.split_seed), (Some(7), Some(7)));
-    assert_ne!(weights_a, weights_b, "runs 0 and 1 start from different weights");
+    assert_ne!(
+        weights_a, weights_b,
+        "runs 0 and 1 start from different weights"
+    );
     assert_ne!(a.test.value, b.test.value);
     // Without it, each run splits with its own seed (the default protocol).
     let (c, split_c, _) = run(0, None);
@@ -167,21 +219,38 @@ fn interrupted_run_resumes_bit_identically() {
     for optimizer in ["graphsam", "sam"] {
         let cfg = config(spec.clone(), optimizer, TaskType::Regression, 4);
         let whole = dir.path().join(format!("whole-{optimizer}"));
-        let expected: RunSummary = run_seed(&dataset, &cfg, &device(), &whole, &mut SilentObserver).unwrap();
+        let expected: RunSummary =
+            run_seed(&dataset, &cfg, &device(), &whole, &mut SilentObserver).unwrap();
 
         let parts = dir.path().join(format!("parts-{optimizer}"));
         let err = run_seed(&dataset, &cfg, &device(), &parts, &mut StopAfter(2, 0)).unwrap_err();
-        assert!(err.to_string().contains("interrupted after 2 epochs"), "{err}");
-        assert!(!parts.join(files::SUMMARY).exists(), "an interrupted run has no summary");
+        assert!(
+            err.to_string().contains("interrupted after 2 epochs"),
+            "{err}"
+        );
+        assert!(
+            !parts.join(files::SUMMARY).exists(),
+            "an interrupted run has no summary"
+        );
         let resumed = run_seed(&dataset, &cfg, &device(), &parts, &mut SilentObserver).unwrap();
 
-        assert_eq!(resumed.test, expected.test, "{optimizer}: test metric after resume");
+        assert_eq!(
+            resumed.test, expected.test,
+            "{optimizer}: test metric after resume"
+        );
         assert_eq!(resumed.best_epoch, expected.best_epoch);
-        let (a, b) = (read_epoch_history(&whole).unwrap(), read_epoch_history(&parts).unwrap());
+        let (a, b) = (
+            read_epoch_history(&whole).unwrap(),
+            read_epoch_history(&parts).unwrap(),
+        );
         assert_eq!(a.len(), 4);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.train_loss, y.train_loss, "{optimizer} epoch {}", x.epoch);
-            assert_eq!(x.valid_metric, y.valid_metric, "{optimizer} epoch {}", x.epoch);
+            assert_eq!(
+                x.valid_metric, y.valid_metric,
+                "{optimizer} epoch {}",
+                x.epoch
+            );
             assert_eq!(x.forward_passes, y.forward_passes);
         }
         assert_eq!(resumed.metric, Metric::Rmse);

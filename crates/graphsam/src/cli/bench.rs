@@ -116,7 +116,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.device.backend()?.is_cpu() {
         match bench::cpu_peak(rayon::current_num_threads()) {
             Some(peak) => {
-                let best = costs.iter().map(|c| c.gflops_per_second()).fold(0.0, f64::max);
+                let best = costs
+                    .iter()
+                    .map(|c| c.gflops_per_second())
+                    .fold(0.0, f64::max);
                 println!(
                     "CPU fp32 peak {:.0} GFLOP/s = {}; the fastest optimizer reached {:.1} % of it",
                     peak.gflops,
@@ -124,14 +127,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     100.0 * best / peak.gflops
                 );
             }
-            None => println!("CPU fp32 peak: unknown (no /proc/cpuinfo clock and SIMD flags to derive it from)"),
+            None => println!(
+                "CPU fp32 peak: unknown (no /proc/cpuinfo clock and SIMD flags to derive it from)"
+            ),
         }
     }
     let phases = crate::with_model!(&spec, &plain, 0, |model| {
         bench::step_phases(model, &dataset, scaler.as_ref(), &batches[1], &device, 3)
     })?;
     let total = phases.total();
-    println!("where one Adam step's time goes (median of 3 instrumented steps on batch 1, {total:.4} s in all):");
+    println!(
+        "where one Adam step's time goes (median of 3 instrumented steps on batch 1, {total:.4} s in all):"
+    );
     for (name, seconds) in phases.named() {
         println!(
             "  {name:<26} {:>9.2} ms {:>6.1} %",

@@ -45,10 +45,16 @@ impl DatasetArgs {
             return Ok((spec, None));
         }
         if self.targets.is_empty() {
-            bail!("{}: name the target columns with --targets col1,col2", self.dataset);
+            bail!(
+                "{}: name the target columns with --targets col1,col2",
+                self.dataset
+            );
         }
         let Some(task) = self.task else {
-            bail!("{}: say the task type with --task classification|regression", self.dataset);
+            bail!(
+                "{}: say the task type with --task classification|regression",
+                self.dataset
+            );
         };
         let file_name = path
             .file_name()
@@ -56,7 +62,9 @@ impl DatasetArgs {
             .unwrap_or_else(|| self.dataset.clone());
         let spec = DatasetSpec::custom(
             file_name,
-            self.smiles_column.clone().unwrap_or_else(|| "smiles".to_string()),
+            self.smiles_column
+                .clone()
+                .unwrap_or_else(|| "smiles".to_string()),
             self.targets.clone(),
             task,
         );

@@ -21,7 +21,10 @@ pub fn run(_args: DatasetsArgs) -> Result<()> {
     for entry in resolver.availability(&registry)? {
         let spec = &entry.spec;
         let (available, location) = match &entry.local {
-            Some(found) => (format!("yes ({})", found.source), found.path.display().to_string()),
+            Some(found) => (
+                format!("yes ({})", found.source),
+                found.path.display().to_string(),
+            ),
             None => (
                 "no".to_string(),
                 format!("downloads from {}", spec.url.as_deref().unwrap_or("-")),

@@ -161,7 +161,10 @@ mod tests {
     fn a_gpu_the_machine_lacks_is_an_error_naming_what_was_looked_for() {
         // No machine has a hundred discrete GPUs; wgpu must answer, not panic.
         let err = format!("{:#}", flag("gpu:99").open().unwrap_err());
-        assert!(err.contains("--device gpu:99") && err.contains("no GPU for discrete GPU 99"), "{err}");
+        assert!(
+            err.contains("--device gpu:99") && err.contains("no GPU for discrete GPU 99"),
+            "{err}"
+        );
         #[cfg(target_os = "linux")]
         assert!(err.contains("Vulkan adapter"), "{err}");
     }

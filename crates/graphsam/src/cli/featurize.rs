@@ -49,20 +49,26 @@ struct FeaturizedRow<'a> {
 
 /// Reads the SMILES column with each row's file line (header = line 1).
 fn read_smiles_column(args: &FeaturizeArgs) -> Result<Vec<(u64, String)>> {
-    let bytes = std::fs::read(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
+    let bytes =
+        std::fs::read(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .with_context(|| format!("{}: reading the header row", args.csv.display()))?
         .clone();
-    let column = headers.iter().position(|h| h.trim() == args.smiles_column).with_context(|| {
-        format!(
-            "{}: no column named `{}` (columns: {})",
-            args.csv.display(),
-            args.smiles_column,
-            headers.iter().collect::<Vec<_>>().join(", ")
-        )
-    })?;
+    let column = headers
+        .iter()
+        .position(|h| h.trim() == args.smiles_column)
+        .with_context(|| {
+            format!(
+                "{}: no column named `{}` (columns: {})",
+                args.csv.display(),
+                args.smiles_column,
+                headers.iter().collect::<Vec<_>>().join(", ")
+            )
+        })?;
     let mut rows = Vec::new();
     // Line numbers from byte offsets: the csv crate's own line counter is
     // off by one on CRLF files (MoleculeNet's BBBP.csv is one).
@@ -74,7 +80,10 @@ fn read_smiles_column(args: &FeaturizeArgs) -> Result<Vec<(u64, String)>> {
         while matches!(bytes.get(offset), Some(b'\r' | b'\n')) {
             offset += 1;
         }
-        line += bytes[counted_to..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+        line += bytes[counted_to..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
         counted_to = offset;
         rows.push((line, record.get(column).unwrap_or("").trim().to_string()));
     }
@@ -126,7 +135,8 @@ pub fn run(args: FeaturizeArgs) -> Result<()> {
         }
     }
     if let Some(out) = &args.out {
-        let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        let file =
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
         let mut writer = std::io::BufWriter::new(file);
         for ((line, smiles), result) in rows.iter().zip(&results) {
             if let Ok(g) = result {
@@ -145,7 +155,9 @@ pub fn run(args: FeaturizeArgs) -> Result<()> {
                 writer.write_all(b"\n")?;
             }
         }
-        writer.flush().with_context(|| format!("writing {}", out.display()))?;
+        writer
+            .flush()
+            .with_context(|| format!("writing {}", out.display()))?;
         println!("features written to {}", out.display());
     }
     Ok(())

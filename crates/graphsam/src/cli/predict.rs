@@ -6,10 +6,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::device_args::DeviceArgs;
+use crate::data::TaskType;
 use crate::data::{DatasetSpec, LoadOptions, MoleculeDataset};
 use crate::train::checkpoint::load_model;
 use crate::train::record::{files, read_json};
-use crate::data::TaskType;
 use crate::train::{ModelCard, predict_indices, probability};
 
 /// Arguments of `graphsam predict`.
@@ -64,7 +64,10 @@ pub fn predict_with_card(
 pub fn run(args: PredictArgs) -> Result<()> {
     let card = load_card(&args.model_dir)?;
     let spec = DatasetSpec::custom(
-        args.csv.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        args.csv
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         args.smiles_column.clone(),
         Vec::new(),
         card.task_type,
@@ -96,7 +99,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
     header.extend(card.task_names.iter().cloned());
     writer.write_record(&header)?;
     for (i, row) in predictions.chunks(dataset.n_tasks.max(1)).enumerate() {
-        let mut record = vec![dataset.source_lines[i].to_string(), dataset.smiles[i].clone()];
+        let mut record = vec![
+            dataset.source_lines[i].to_string(),
+            dataset.smiles[i].clone(),
+        ];
         record.extend(row.iter().map(|&v| match card.task_type {
             TaskType::Classification => format!("{:.6}", probability(v)),
             TaskType::Regression => format!("{v:.6}"),

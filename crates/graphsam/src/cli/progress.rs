@@ -6,9 +6,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub fn counter_bar(total: u64, message: &'static str, quiet: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
-        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
     );
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(message);
@@ -74,11 +80,17 @@ impl crate::train::TrainObserver for EpochProgress {
         }
     }
 
-    fn epoch_finished(&mut self, r: &crate::train::record::EpochRecord, metric: crate::data::Metric) {
+    fn epoch_finished(
+        &mut self,
+        r: &crate::train::record::EpochRecord,
+        metric: crate::data::Metric,
+    ) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let valid = r.valid_metric.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        let valid = r
+            .valid_metric
+            .map_or("n/a".to_string(), |v| format!("{v:.4}"));
         eprintln!(
             "epoch {:>3}  loss {:.4}  valid {} {}{}  lr {:.2e}  rho {:.4}  {:.1} s  {} passes",
             r.epoch,

@@ -54,6 +54,9 @@ pub fn run(args: SplitArgs) -> Result<()> {
 pub fn parse_sizes(sizes: &[f64]) -> Result<SplitSizes> {
     match sizes {
         [train, valid, test] => Ok(SplitSizes::new(*train, *valid, *test)?),
-        _ => anyhow::bail!("--sizes needs three fractions train,valid,test (got {})", sizes.len()),
+        _ => anyhow::bail!(
+            "--sizes needs three fractions train,valid,test (got {})",
+            sizes.len()
+        ),
     }
 }

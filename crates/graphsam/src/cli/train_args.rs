@@ -339,9 +339,15 @@ impl LoopArgs {
     /// The `--split-seed`, refused for splits that draw nothing.
     pub fn split_seed(&self) -> Result<Option<u64>> {
         if self.split_seed.is_some()
-            && matches!(self.split, SplitKind::ScaffoldDeterministic | SplitKind::File { .. })
+            && matches!(
+                self.split,
+                SplitKind::ScaffoldDeterministic | SplitKind::File { .. }
+            )
         {
-            bail!("--split-seed: a {} split does not depend on a seed", self.split);
+            bail!(
+                "--split-seed: a {} split does not depend on a seed",
+                self.split
+            );
         }
         Ok(self.split_seed)
     }

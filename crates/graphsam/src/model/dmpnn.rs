@@ -18,7 +18,9 @@ use burn::tensor::{Device, Tensor};
 use super::flops::{Grads, PassFlops};
 use super::fused;
 use super::graph_input::GraphInput;
-use super::graph_layers::{FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout};
+use super::graph_layers::{
+    FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout,
+};
 use super::loss::{masked_bce_with_logits, masked_mse};
 use super::{ForwardMode, TaskType};
 
@@ -69,7 +71,9 @@ impl DmpnnConfig {
             return Err("D-MPNN config: hidden_size must be positive".into());
         }
         if self.depth == 0 {
-            return Err("D-MPNN config: depth must be at least 1 (one message-passing step)".into());
+            return Err(
+                "D-MPNN config: depth must be at least 1 (one message-passing step)".into(),
+            );
         }
         Ok(())
     }
@@ -83,7 +87,14 @@ impl DmpnnConfig {
             w_input: init.linear(a + b, d, self.bias),
             w_hidden: init.linear(d, d, self.bias),
             w_output: init.linear(a + d, d, true),
-            head: FfnHead::new(&mut init, d, self.ffn_hidden_size, self.n_tasks, self.ffn_num_layers, self.dropout),
+            head: FfnHead::new(
+                &mut init,
+                d,
+                self.ffn_hidden_size,
+                self.n_tasks,
+                self.ffn_num_layers,
+                self.dropout,
+            ),
             atom_dim: a,
             bond_dim: b,
             depth: self.depth,
@@ -95,9 +106,12 @@ impl DmpnnConfig {
     pub fn param_count(&self) -> usize {
         let (a, b, d) = (self.atom_dim, self.bond_dim, self.hidden_size);
         let bias = usize::from(self.bias);
-        (a + b) * d + bias * d
-            + d * d + bias * d
-            + (a + d) * d + d
+        (a + b) * d
+            + bias * d
+            + d * d
+            + bias * d
+            + (a + d) * d
+            + d
             + FfnHead::param_count(d, self.ffn_hidden_size, self.n_tasks, self.ffn_num_layers)
     }
 }
@@ -145,8 +159,14 @@ impl Dmpnn {
                 let incoming = bond_messages(message, 0, input);
                 let updated = match &self.w_hidden.bias {
                     // One fused pass for relu(W_h m + h_in) (chemprop's W_h has no bias).
-                    None => fused::linear_add_relu(incoming, self.w_hidden.weight.val(), bond_input.clone()),
-                    Some(_) => relu(bond_input.clone() + fused::apply_linear(&self.w_hidden, incoming)),
+                    None => fused::linear_add_relu(
+                        incoming,
+                        self.w_hidden.weight.val(),
+                        bond_input.clone(),
+                    ),
+                    Some(_) => {
+                        relu(bond_input.clone() + fused::apply_linear(&self.w_hidden, incoming))
+                    }
                 };
                 message = dropout(updated, self.dropout, mode);
             }
@@ -171,14 +191,16 @@ impl Dmpnn {
             return fused::apply_linear(&self.w_input, input.source_atom_and_bond_features());
         }
         let weight = self.w_input.weight.val();
-        let atom_part = input
-            .atom_features
-            .clone()
-            .matmul(weight.clone().narrow(0, 0, self.atom_dim));
-        let bond_part = input
-            .bond_features
-            .clone()
-            .matmul(weight.narrow(0, self.atom_dim, self.bond_dim));
+        let atom_part =
+            input
+                .atom_features
+                .clone()
+                .matmul(weight.clone().narrow(0, 0, self.atom_dim));
+        let bond_part =
+            input
+                .bond_features
+                .clone()
+                .matmul(weight.narrow(0, self.atom_dim, self.bond_dim));
         fused::map_rows(atom_part, 0, &input.maps.source_atoms) + bond_part
     }
 
@@ -189,11 +211,13 @@ impl Dmpnn {
             Some(bias) => {
                 let weight = self.w_output.weight.val();
                 let hidden = weight.dims()[1];
-                let atom_part = input
-                    .atom_features
-                    .clone()
-                    .matmul(weight.clone().narrow(0, 0, self.atom_dim));
-                fused::linear_tensors(incoming, weight.narrow(0, self.atom_dim, hidden), bias) + atom_part
+                let atom_part =
+                    input
+                        .atom_features
+                        .clone()
+                        .matmul(weight.clone().narrow(0, 0, self.atom_dim));
+                fused::linear_tensors(incoming, weight.narrow(0, self.atom_dim, hidden), bias)
+                    + atom_part
             }
             None => fused::apply_linear(
                 &self.w_output,
@@ -275,7 +299,8 @@ mod tests {
 
     use super::*;
     use crate::model::graph_input::fixtures::{
-        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar, sketches,
+        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar,
+        sketches,
     };
     use crate::model::graph_layers::checks::directional_derivative;
 
@@ -290,20 +315,44 @@ mod tests {
         assert_eq!(logits.dims(), [4, 2]);
         assert!(host(logits.clone()).iter().all(|v| v.is_finite()));
         // Log-odds for classification, standardised values for regression: the head's output.
-        assert_eq!(host(model.predict(&input, TaskType::Classification)), host(logits.clone()));
-        assert_eq!(host(model.predict(&input, TaskType::Regression)), host(logits));
+        assert_eq!(
+            host(model.predict(&input, TaskType::Classification)),
+            host(logits.clone())
+        );
+        assert_eq!(
+            host(model.predict(&input, TaskType::Regression)),
+            host(logits)
+        );
 
         let mask = matrix(vec![1., 0., 1., 1., 0., 1., 1., 0.], 4, &d);
         let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &d);
         // Missing labels may hold anything, NaN included: the loss ignores them.
         let scrambled = matrix(vec![1., f32::NAN, 0., 1., 7., 1., 0., -3.], 4, &d);
         for task in [TaskType::Classification, TaskType::Regression] {
-            let loss = scalar(model.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval));
-            let same = scalar(model.loss(&input, scrambled.clone(), mask.clone(), task, ForwardMode::Eval));
+            let loss = scalar(model.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                task,
+                ForwardMode::Eval,
+            ));
+            let same = scalar(model.loss(
+                &input,
+                scrambled.clone(),
+                mask.clone(),
+                task,
+                ForwardMode::Eval,
+            ));
             assert!(loss.is_finite() && loss > 0.0);
             assert_eq!(loss, same, "{task:?}");
         }
-        let none = scalar(model.loss(&input, targets, mask.zeros_like(), TaskType::Regression, ForwardMode::Eval));
+        let none = scalar(model.loss(
+            &input,
+            targets,
+            mask.zeros_like(),
+            TaskType::Regression,
+            ForwardMode::Eval,
+        ));
         assert_eq!(none, 0.0);
     }
 
@@ -323,7 +372,10 @@ mod tests {
             TaskType::Regression,
             ForwardMode::Eval,
         ));
-        assert!((loss - expected).abs() < 1e-6 * expected.max(1.0), "{loss} vs {expected}");
+        assert!(
+            (loss - expected).abs() < 1e-6 * expected.max(1.0),
+            "{loss} vs {expected}"
+        );
     }
 
     #[test]
@@ -334,9 +386,15 @@ mod tests {
         let together = host(model.forward(&pack(&molecules, 6, 3, &d), ForwardMode::Eval));
         for (i, molecule) in molecules.iter().enumerate() {
             // Alone (the lone atom makes a batch with no bond at all).
-            let alone = host(model.forward(&pack(std::slice::from_ref(molecule), 6, 3, &d), ForwardMode::Eval));
+            let alone = host(model.forward(
+                &pack(std::slice::from_ref(molecule), 6, 3, &d),
+                ForwardMode::Eval,
+            ));
             for t in 0..2 {
-                assert!((alone[t] - together[2 * i + t]).abs() < 1e-5, "molecule {i}");
+                assert!(
+                    (alone[t] - together[2 * i + t]).abs() < 1e-5,
+                    "molecule {i}"
+                );
             }
         }
         // Reordering the batch permutes the rows.
@@ -367,8 +425,16 @@ mod tests {
         model.w_output.weight = one(2);
         model.w_output.bias = Some(Param::from_tensor(Tensor::zeros([1], &d)));
         let input = GraphInput::from_host(
-            1, 1, &[1.0, 2.0, 3.0], &[0.5, 0.5, 0.25, 0.25], &[0, 1, 1, 2], &[1, 0, 2, 1], &[1, 0, 3, 2],
-            &[0, 0, 0], 1, &d,
+            1,
+            1,
+            &[1.0, 2.0, 3.0],
+            &[0.5, 0.5, 0.25, 0.25],
+            &[0, 1, 1, 2],
+            &[1, 0, 2, 1],
+            &[1, 0, 3, 2],
+            &[0, 0, 0],
+            1,
+            &d,
         )
         .unwrap();
         // x (source atom + bond) = [1.5, 2.5, 2.25, 3.25] for 0→1, 1→0, 1→2, 2→1; h⁰ = x.
@@ -393,12 +459,23 @@ mod tests {
         for (task, seed) in [(TaskType::Classification, 1), (TaskType::Regression, 2)] {
             let (analytic, numeric) = directional_derivative(
                 &model,
-                |m: &Dmpnn| m.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval),
+                |m: &Dmpnn| {
+                    m.loss(
+                        &input,
+                        targets.clone(),
+                        mask.clone(),
+                        task,
+                        ForwardMode::Eval,
+                    )
+                },
                 seed,
                 3e-4,
             );
             let error = (analytic - numeric).abs() / analytic.abs().max(1e-3);
-            assert!(error < 1e-2, "{task:?}: autodiff {analytic} vs finite difference {numeric}");
+            assert!(
+                error < 1e-2,
+                "{task:?}: autodiff {analytic} vs finite difference {numeric}"
+            );
         }
     }
 
@@ -409,7 +486,10 @@ mod tests {
         // W_i 147·300 + W_h 300·300 + W_o (433·300 + 300) + FFN (300·300 + 300) + (300 + 1).
         assert_eq!(config.param_count(), 354_901);
         assert_eq!(config.init(&d, 0).num_params(), 354_901);
-        for config in [DmpnnConfig::tiny(3), DmpnnConfig::tiny(1).with_bias(true).with_ffn_num_layers(3)] {
+        for config in [
+            DmpnnConfig::tiny(3),
+            DmpnnConfig::tiny(1).with_bias(true).with_ffn_num_layers(3),
+        ] {
             assert_eq!(config.init(&d, 0).num_params(), config.param_count());
         }
     }
@@ -419,18 +499,42 @@ mod tests {
         let d = device().autodiff();
         let mut model = DmpnnConfig::tiny(2).with_dropout(0.1).init(&d, 1);
         let mut sketches = sketches();
-        sketches.extend([MoleculeSketch::ring(5), MoleculeSketch::chain(7), MoleculeSketch::ring(3)]);
+        sketches.extend([
+            MoleculeSketch::ring(5),
+            MoleculeSketch::chain(7),
+            MoleculeSketch::ring(3),
+        ]);
         let input = pack(&featurize_all(&sketches, 6, 3, 3), 6, 3, &d);
-        let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 1., 1., 0.], 7, &d);
-        let mask = matrix(vec![1., 1., 1., 0., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1.], 7, &d);
+        let targets = matrix(
+            vec![1., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 1., 1., 0.],
+            7,
+            &d,
+        );
+        let mask = matrix(
+            vec![1., 1., 1., 0., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1.],
+            7,
+            &d,
+        );
         let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let eval_loss = |m: &Dmpnn| {
-            scalar(m.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Eval))
+            scalar(m.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                TaskType::Classification,
+                ForwardMode::Eval,
+            ))
         };
         let before = eval_loss(&model);
         for _ in 0..60 {
-            let loss = model.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Train(&mut rng));
+            let loss = model.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                TaskType::Classification,
+                ForwardMode::Train(&mut rng),
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-2, model, grads);
         }
@@ -450,7 +554,13 @@ mod tests {
         let mut times = Vec::new();
         for _ in 0..6 {
             let start = Instant::now();
-            let loss = model.loss(&input, targets.clone(), targets.clone(), TaskType::Classification, ForwardMode::Eval);
+            let loss = model.loss(
+                &input,
+                targets.clone(),
+                targets.clone(),
+                TaskType::Classification,
+                ForwardMode::Eval,
+            );
             let grads = loss.backward();
             let _ = model.w_input.weight.val().grad(&grads).unwrap().into_data();
             times.push(start.elapsed().as_secs_f64());

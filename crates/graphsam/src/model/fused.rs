@@ -26,7 +26,10 @@ use burn::tensor::{DType, Tensor, TensorData};
 /// autodiff) in f32, where the fused kernels run.
 pub fn supported<const D: usize>(tensor: &Tensor<D>) -> bool {
     tensor.dtype() == DType::F32
-        && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+        && matches!(
+            tensor.device().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        )
 }
 
 /// The operations with fused kernels.
@@ -86,7 +89,11 @@ pub trait FusedOps: Backend {
     /// one matrix product writing onto the broadcast bias (burn adds the
     /// bias in a separate broadcast pass, as slow as the product itself for
     /// a d×d layer).
-    fn linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 
     /// `relu(x · weight + base)` for `x` (rows, k), `weight` (k, n), `base`
     /// (rows, n): the message update of D-MPNN and GROVER in one pass (the
@@ -193,10 +200,13 @@ impl RowMap {
     /// If an entry's row is outside `output_rows` or `input_rows`.
     pub fn new(output_rows: usize, input_rows: usize, entries: &[(usize, usize, f32)]) -> Self {
         assert!(
-            entries.iter().all(|&(o, i, _)| o < output_rows && i < input_rows),
+            entries
+                .iter()
+                .all(|&(o, i, _)| o < output_rows && i < input_rows),
             "RowMap: an entry lies outside {output_rows} × {input_rows}"
         );
-        let transposed: Vec<(usize, usize, f32)> = entries.iter().map(|&(o, i, w)| (i, o, w)).collect();
+        let transposed: Vec<(usize, usize, f32)> =
+            entries.iter().map(|&(o, i, w)| (i, o, w)).collect();
         Self {
             forward: std::sync::Arc::new(SparseRows::new(output_rows, entries)),
             transpose: std::sync::Arc::new(SparseRows::new(input_rows, &transposed)),
@@ -230,7 +240,10 @@ pub fn map_rows<const D: usize>(x: Tensor<D>, dim: usize, map: &RowMap) -> Tenso
     let batch = if D == 3 { shape[0] } else { 1 };
     let width = shape[D - 1];
     let x = x.reshape([batch, map.input_rows(), width]);
-    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedOps>::map_rows(x.into_dispatch(), map.clone()));
+    let out = Tensor::<3>::from_dispatch(<Dispatch as FusedOps>::map_rows(
+        x.into_dispatch(),
+        map.clone(),
+    ));
     let mut out_shape = shape;
     out_shape[dim] = map.output_rows();
     out.reshape(out_shape)
@@ -408,7 +421,10 @@ impl GruShape {
             offsets.push(total);
             total += a;
         }
-        assert_eq!(total, rows, "gru_scan: active counts do not add up to the rows");
+        assert_eq!(
+            total, rows,
+            "gru_scan: active counts do not add up to the rows"
+        );
         Self {
             width,
             molecules,
@@ -514,7 +530,8 @@ fn gru_backward_direction(
     let weight = &hidden_weight[dir * d * 3 * d..(dir + 1) * d * 3 * d];
     let cache = &cache[dir * 5 * n * d..(dir + 1) * 5 * n * d];
     let part = |k: usize| &cache[k * n * d..(k + 1) * n * d];
-    let (reset, update, candidate, hidden_n, previous) = (part(0), part(1), part(2), part(3), part(4));
+    let (reset, update, candidate, hidden_n, previous) =
+        (part(0), part(1), part(2), part(3), part(4));
     // Wᵀ (3d × d) laid out row-major: the per-step products read it as a
     // plain (not transposed) operand, which gemm's kernels run 2–5× faster
     // for the few rows a step has.
@@ -532,7 +549,11 @@ fn gru_backward_direction(
     let steps = shape.active.len();
     for t in (0..steps).rev() {
         let (a, row) = (shape.active[t], shape.offsets[t]);
-        let carried = if t + 1 < steps { shape.active[t + 1] } else { 0 };
+        let carried = if t + 1 < steps {
+            shape.active[t + 1]
+        } else {
+            0
+        };
         for r in 0..a {
             let at = (row + r) * d;
             let gi = &mut grad_gates_in[(row + r) * 3 * d..(row + r + 1) * 3 * d];
@@ -540,8 +561,13 @@ fn gru_backward_direction(
             let direct = &mut next_carry[r * d..(r + 1) * d];
             for j in 0..d {
                 let dh = grad_out[at + j] + if r < carried { carry[r * d + j] } else { 0.0 };
-                let (rg, zg, ng, hn, hp) =
-                    (reset[at + j], update[at + j], candidate[at + j], hidden_n[at + j], previous[at + j]);
+                let (rg, zg, ng, hn, hp) = (
+                    reset[at + j],
+                    update[at + j],
+                    candidate[at + j],
+                    hidden_n[at + j],
+                    previous[at + j],
+                );
                 // h = n + z (h_prev − n)
                 let d_candidate = dh * (1.0 - zg);
                 let d_update = dh * (hp - ng);
@@ -662,7 +688,11 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             start.into_primitive(),
         );
         let shape = GruShape::new(&gates_in, &start, active);
-        match GruScanBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match GruScanBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let mut cache = vec![0f32; 2 * 5 * shape.rows * shape.width];
                 let out = gru_forward(
@@ -697,8 +727,16 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         shift: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), gain.node(), shift.node()];
-        let (x, gain, shift) = (x.into_primitive(), gain.into_primitive(), shift.into_primitive());
-        match LayerNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        let (x, gain, shift) = (
+            x.into_primitive(),
+            gain.into_primitive(),
+            shift.into_primitive(),
+        );
+        match LayerNormBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let shape = x.layout().shape().to_vec();
                 let width = shape[shape.len() - 1];
@@ -717,10 +755,22 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
-    fn linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let nodes = [x.node(), weight.node(), bias.node()];
-        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
-        match LinearBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        match LinearBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let out = <Flex as FusedOps>::linear(x.clone(), weight.clone(), bias);
                 prep.finish(LinearSaved { x, weight }, out)
@@ -735,8 +785,16 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         base: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), weight.node(), base.node()];
-        let (x, weight, base) = (x.into_primitive(), weight.into_primitive(), base.into_primitive());
-        match LinearAddReluBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        let (x, weight, base) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            base.into_primitive(),
+        );
+        match LinearAddReluBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let output = <Flex as FusedOps>::linear_add_relu(x.clone(), weight.clone(), base);
                 let saved = LinearAddReluSaved {
@@ -746,14 +804,20 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 };
                 prep.finish(saved, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as FusedOps>::linear_add_relu(x, weight, base)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as FusedOps>::linear_add_relu(x, weight, base))
+            }
         }
     }
 
     fn map_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self> {
         let nodes = [x.node()];
         let x = x.into_primitive();
-        match MapRowsBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match MapRowsBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let shape = x.layout().shape().to_vec();
                 let state = (map.clone(), shape[0], shape[2]);
@@ -771,14 +835,23 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         counts: Vec<usize>,
         heads: usize,
     ) -> FloatTensor<Self> {
-        let nodes = [queries.node(), values_tensor.node(), pair_by_row.node(), weights.node()];
+        let nodes = [
+            queries.node(),
+            values_tensor.node(),
+            pair_by_row.node(),
+            weights.node(),
+        ];
         let (queries, values_tensor, pair, weights) = (
             queries.into_primitive(),
             values_tensor.into_primitive(),
             pair_by_row.into_primitive(),
             weights.into_primitive(),
         );
-        match AttentionBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match AttentionBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let shape = AttentionShape::new(&queries, &values_tensor, &pair, counts, heads);
                 let (out, probs) = attention_forward(
@@ -827,7 +900,9 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
 /// to pay for the hand-off, few enough tasks to balance two to many cores.
 fn rows_per_task(rows: usize, width: usize) -> usize {
     let per_task = (16_384 / width.max(1)).max(1);
-    per_task.max(rows.div_ceil(4 * rayon::current_num_threads().max(1))).min(rows.max(1))
+    per_task
+        .max(rows.div_ceil(4 * rayon::current_num_threads().max(1)))
+        .min(rows.max(1))
 }
 
 /// Forward layer norm of `x` (rows × width); also returns x̂ = (x−μ)/(σ+ε),
@@ -848,18 +923,26 @@ fn layer_norm_forward(
     let denominator = (width.max(2) - 1) as f32;
     out.par_chunks_mut(chunk * width)
         .zip(normalised.par_chunks_mut(chunk * width))
-        .zip(inverse.par_chunks_mut(chunk).zip(sigma.par_chunks_mut(chunk)))
+        .zip(
+            inverse
+                .par_chunks_mut(chunk)
+                .zip(sigma.par_chunks_mut(chunk)),
+        )
         .zip(x.par_chunks(chunk * width))
         .for_each(|(((out, normalised), (inverse, sigma)), x)| {
             for r in 0..inverse.len() {
                 let row = &x[r * width..(r + 1) * width];
                 let mean = row.iter().sum::<f32>() / width as f32;
-                let variance = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / denominator;
+                let variance =
+                    row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / denominator;
                 let s = (variance + 1e-20).sqrt();
                 let inv = 1.0 / (s + 1e-6);
                 sigma[r] = s;
                 inverse[r] = inv;
-                let (o, n) = (&mut out[r * width..(r + 1) * width], &mut normalised[r * width..(r + 1) * width]);
+                let (o, n) = (
+                    &mut out[r * width..(r + 1) * width],
+                    &mut normalised[r * width..(r + 1) * width],
+                );
                 for j in 0..width {
                     let hat = (row[j] - mean) * inv;
                     n[j] = hat;
@@ -1141,7 +1224,11 @@ mod tests {
     /// Rows with varied scales, one constant row (σ = 0) and one spanning
     /// the mish clamp at 20.
     fn input(device: &Device, rows: usize, width: usize) -> Tensor<2> {
-        let mut x = host(Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 2.0), device));
+        let mut x = host(Tensor::<2>::random(
+            [rows, width],
+            Distribution::Normal(0.0, 2.0),
+            device,
+        ));
         for (r, row) in x.chunks_mut(width).enumerate() {
             for v in row.iter_mut() {
                 *v *= 1.0 + r as f32;
@@ -1160,25 +1247,43 @@ mod tests {
         for (rows, width) in [(37, 24), (3, 1), (700, 256)] {
             let x = input(&device, rows, width);
             let norm = LayerNorm {
-                gain: burn::module::Param::from_tensor(
-                    Tensor::<1>::random([width], Distribution::Normal(1.0, 0.5), &device),
-                ),
-                shift: burn::module::Param::from_tensor(
-                    Tensor::<1>::random([width], Distribution::Normal(0.0, 0.5), &device),
-                ),
+                gain: burn::module::Param::from_tensor(Tensor::<1>::random(
+                    [width],
+                    Distribution::Normal(1.0, 0.5),
+                    &device,
+                )),
+                shift: burn::module::Param::from_tensor(Tensor::<1>::random(
+                    [width],
+                    Distribution::Normal(0.0, 0.5),
+                    &device,
+                )),
             };
             let probe = Tensor::<2>::random([rows, width], Distribution::Normal(0.0, 1.0), &device);
             let fused = layer_norm(x.clone(), norm.gain.val(), norm.shift.val());
             let composite = norm.forward_composite(x.clone());
             let case = format!("{rows}×{width}");
-            assert_close(&format!("{case} values"), &host(fused.clone()), &host(composite.clone()), 1e-5);
+            assert_close(
+                &format!("{case} values"),
+                &host(fused.clone()),
+                &host(composite.clone()),
+                1e-5,
+            );
             let fused_grads = (fused * probe.clone()).sum().backward();
             let composite_grads = (composite * probe).sum().backward();
             let both = |t: Tensor<1>| {
-                (host(t.grad(&fused_grads).unwrap()), host(t.grad(&composite_grads).unwrap()))
+                (
+                    host(t.grad(&fused_grads).unwrap()),
+                    host(t.grad(&composite_grads).unwrap()),
+                )
             };
             let pairs = [
-                ("x", (host(x.grad(&fused_grads).unwrap()), host(x.grad(&composite_grads).unwrap()))),
+                (
+                    "x",
+                    (
+                        host(x.grad(&fused_grads).unwrap()),
+                        host(x.grad(&composite_grads).unwrap()),
+                    ),
+                ),
                 ("gain", both(norm.gain.val())),
                 ("shift", both(norm.shift.val())),
             ];
@@ -1196,13 +1301,21 @@ mod tests {
         let probe = Tensor::<2>::random([9, 40], Distribution::Normal(0.0, 1.0), &device);
         let fused = mish(x.clone());
         let composite = mish_composite(x.clone());
-        assert_close("values", &host(fused.clone()), &host(composite.clone()), 1e-6);
+        assert_close(
+            "values",
+            &host(fused.clone()),
+            &host(composite.clone()),
+            1e-6,
+        );
         let got = host(x.grad(&(fused * probe.clone()).sum().backward()).unwrap());
         let want = host(x.grad(&(composite * probe).sum().backward()).unwrap());
         assert_close("gradient", &got, &want, 1e-5);
         // Known values: mish(0) = 0, mish(1) = 0.865098, mish(−1) = −0.303401.
         let plain = Device::flex();
-        let known = host(mish(Tensor::<1>::from_floats([0.0, 1.0, -1.0, 25.0], &plain)));
+        let known = host(mish(Tensor::<1>::from_floats(
+            [0.0, 1.0, -1.0, 25.0],
+            &plain,
+        )));
         assert_close("known", &known, &[0.0, 0.865_098, -0.303_401, 25.0], 1e-6);
     }
 }
@@ -1245,16 +1358,40 @@ struct AttentionShape {
 }
 
 impl AttentionShape {
-    fn new(queries: &FlexTensor, values: &FlexTensor, pair: &FlexTensor, counts: Vec<usize>, heads: usize) -> Self {
+    fn new(
+        queries: &FlexTensor,
+        values: &FlexTensor,
+        pair: &FlexTensor,
+        counts: Vec<usize>,
+        heads: usize,
+    ) -> Self {
         let pair_shape = pair.layout().shape();
         let (features, atoms) = (pair_shape[2], pair_shape[3]);
         let width = values.layout().shape()[1];
         let n: usize = counts.iter().sum();
-        assert_eq!(pair_shape[0], counts.len(), "message_attention: pair features for another batch");
-        assert_eq!(queries.layout().shape()[..], [n, heads * features], "message_attention: query shape");
-        assert_eq!(values.layout().shape()[0], n, "message_attention: value rows");
-        assert!(heads > 0 && width % heads == 0, "message_attention: width not divisible by heads");
-        assert!(counts.iter().all(|&c| c <= atoms), "message_attention: molecule larger than its padding");
+        assert_eq!(
+            pair_shape[0],
+            counts.len(),
+            "message_attention: pair features for another batch"
+        );
+        assert_eq!(
+            queries.layout().shape()[..],
+            [n, heads * features],
+            "message_attention: query shape"
+        );
+        assert_eq!(
+            values.layout().shape()[0],
+            n,
+            "message_attention: value rows"
+        );
+        assert!(
+            heads > 0 && width % heads == 0,
+            "message_attention: width not divisible by heads"
+        );
+        assert!(
+            counts.iter().all(|&c| c <= atoms),
+            "message_attention: molecule larger than its padding"
+        );
         let mut rows = Vec::with_capacity(counts.len());
         let mut probs = Vec::with_capacity(counts.len());
         let (mut r, mut p) = (0, 0);
@@ -1264,11 +1401,21 @@ impl AttentionShape {
             r += c;
             p += heads * c * c;
         }
-        Self { counts, rows, probs, heads, features, atoms, width }
+        Self {
+            counts,
+            rows,
+            probs,
+            heads,
+            features,
+            atoms,
+            width,
+        }
     }
 
     fn total_probs(&self) -> usize {
-        self.probs.last().map_or(0, |p| p + self.heads * self.counts.last().unwrap().pow(2))
+        self.probs
+            .last()
+            .map_or(0, |p| p + self.heads * self.counts.last().unwrap().pow(2))
     }
 }
 
@@ -1281,7 +1428,13 @@ fn attention_molecule(
     pair: &[f32],
     weights: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let (n, h, f, l, d) = (shape.counts[b], shape.heads, shape.features, shape.atoms, shape.width);
+    let (n, h, f, l, d) = (
+        shape.counts[b],
+        shape.heads,
+        shape.features,
+        shape.atoms,
+        shape.width,
+    );
     let dh = d / h;
     let row0 = shape.rows[b];
     let mut out = vec![0f32; n * d];
@@ -1331,7 +1484,13 @@ fn attention_molecule_backward(
     weights: &[f32],
     probs: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (n, h, f, l, d) = (shape.counts[b], shape.heads, shape.features, shape.atoms, shape.width);
+    let (n, h, f, l, d) = (
+        shape.counts[b],
+        shape.heads,
+        shape.features,
+        shape.atoms,
+        shape.width,
+    );
     let dh = d / h;
     let row0 = shape.rows[b];
     let probs = &probs[shape.probs[b]..shape.probs[b] + h * n * n];
@@ -1384,7 +1543,13 @@ fn attention_forward(
         .into_par_iter()
         .map(|b| attention_molecule(shape, b, queries, values, pair, weights))
         .collect();
-    let mut out = Vec::with_capacity(shape.rows.last().map_or(0, |r| r + shape.counts.last().unwrap()) * shape.width);
+    let mut out = Vec::with_capacity(
+        shape
+            .rows
+            .last()
+            .map_or(0, |r| r + shape.counts.last().unwrap())
+            * shape.width,
+    );
     let mut probs = Vec::with_capacity(shape.total_probs());
     for (o, p) in parts {
         out.extend(o);
@@ -1414,11 +1579,17 @@ impl Backward<Flex, 4> for AttentionBackward {
         let saved = ops.state;
         let shape = &saved.shape;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (grad, values, pair, weights) =
-            (values(&grad), values(&saved.values), values(&saved.pair), values(&saved.weights));
+        let (grad, values, pair, weights) = (
+            values(&grad),
+            values(&saved.values),
+            values(&saved.pair),
+            values(&saved.weights),
+        );
         let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..shape.counts.len())
             .into_par_iter()
-            .map(|b| attention_molecule_backward(shape, b, &grad, &values, &pair, &weights, &saved.probs))
+            .map(|b| {
+                attention_molecule_backward(shape, b, &grad, &values, &pair, &weights, &saved.probs)
+            })
             .collect();
         let (h, f, l, d) = (shape.heads, shape.features, shape.atoms, shape.width);
         let n: usize = shape.counts.iter().sum();
@@ -1430,7 +1601,8 @@ impl Backward<Flex, 4> for AttentionBackward {
             grad_values.extend(v);
             let c = shape.counts[b];
             for m in 0..c {
-                grad_weights[(b * l + m) * l..(b * l + m) * l + c].copy_from_slice(&w[m * c..(m + 1) * c]);
+                grad_weights[(b * l + m) * l..(b * l + m) * l + c]
+                    .copy_from_slice(&w[m * c..(m + 1) * c]);
             }
         }
         let [queries, values_node, _pair, weights_node] = ops.parents;
@@ -1441,7 +1613,10 @@ impl Backward<Flex, 4> for AttentionBackward {
             grads.register::<Flex>(node.id, flex_shaped(grad_values, &[n, d]));
         }
         if let Some(node) = weights_node {
-            grads.register::<Flex>(node.id, flex_shaped(grad_weights, &[shape.counts.len(), l, l]));
+            grads.register::<Flex>(
+                node.id,
+                flex_shaped(grad_weights, &[shape.counts.len(), l, l]),
+            );
         }
     }
 }
@@ -1450,7 +1625,11 @@ impl Backward<Flex, 4> for AttentionBackward {
 fn map_rows_forward(x: &[f32], batch: usize, width: usize, rows: &SparseRows) -> Vec<f32> {
     use rayon::prelude::*;
     let output_rows = rows.output_rows();
-    let input_rows = if batch * width == 0 { 0 } else { x.len() / (batch * width) };
+    let input_rows = if batch * width == 0 {
+        0
+    } else {
+        x.len() / (batch * width)
+    };
     let mut out = vec![0f32; batch * output_rows * width];
     if out.is_empty() {
         return out;
@@ -1562,7 +1741,18 @@ fn linear_forward(x: &[f32], rows: usize, k: usize, weight: &[f32], bias: &[f32]
     for _ in 0..rows {
         out.extend_from_slice(bias);
     }
-    gemm_with(rows, n, k, &mut out, true, x, (k, 1), weight, (n, 1), parallelism(rows, n, k));
+    gemm_with(
+        rows,
+        n,
+        k,
+        &mut out,
+        true,
+        x,
+        (k, 1),
+        weight,
+        (n, 1),
+        parallelism(rows, n, k),
+    );
     out
 }
 
@@ -1582,7 +1772,10 @@ impl Backward<Flex, 3> for LinearBackward {
         let saved = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
         let grad = values(&grad);
-        let [k, n] = [saved.weight.layout().shape()[0], saved.weight.layout().shape()[1]];
+        let [k, n] = [
+            saved.weight.layout().shape()[0],
+            saved.weight.layout().shape()[1],
+        ];
         let rows = grad.len() / n.max(1);
         let [x_node, weight_node, bias_node] = ops.parents;
         if let Some(node) = x_node {
@@ -1597,16 +1790,49 @@ impl Backward<Flex, 3> for LinearBackward {
                         weight_t[j * k + i] = weight[i * n + j];
                     }
                 }
-                gemm_with(rows, k, n, &mut grad_x, false, &grad, (n, 1), &weight_t, (k, 1), parallelism(rows, k, n));
+                gemm_with(
+                    rows,
+                    k,
+                    n,
+                    &mut grad_x,
+                    false,
+                    &grad,
+                    (n, 1),
+                    &weight_t,
+                    (k, 1),
+                    parallelism(rows, k, n),
+                );
             } else {
-                gemm_with(rows, k, n, &mut grad_x, false, &grad, (n, 1), &weight, (1, n), parallelism(rows, k, n));
+                gemm_with(
+                    rows,
+                    k,
+                    n,
+                    &mut grad_x,
+                    false,
+                    &grad,
+                    (n, 1),
+                    &weight,
+                    (1, n),
+                    parallelism(rows, k, n),
+                );
             }
             grads.register::<Flex>(node.id, flex_shaped(grad_x, &[rows, k]));
         }
         if let Some(node) = weight_node {
             let x = values(&saved.x);
             let mut grad_w = vec![0f32; k * n];
-            gemm_with(k, n, rows, &mut grad_w, false, &x, (1, k), &grad, (n, 1), parallelism(k, n, rows));
+            gemm_with(
+                k,
+                n,
+                rows,
+                &mut grad_w,
+                false,
+                &x,
+                (1, k),
+                &grad,
+                (n, 1),
+                parallelism(k, n, rows),
+            );
             grads.register::<Flex>(node.id, flex_shaped(grad_w, &[k, n]));
         }
         if let Some(node) = bias_node {
@@ -1637,7 +1863,10 @@ mod linear_tests {
         assert_eq!(got.len(), want.len(), "{name}");
         let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-5 * scale, "{name}[{i}]: fused {g} vs burn {w}");
+            assert!(
+                (g - w).abs() <= 1e-5 * scale,
+                "{name}[{i}]: fused {g} vs burn {w}"
+            );
         }
     }
 
@@ -1648,13 +1877,26 @@ mod linear_tests {
     fn fused_linear_matches_burns_linear() {
         let device = Device::flex().autodiff();
         device.seed(21);
-        for (shape, k, n) in [(vec![700usize], 96usize, 80usize), (vec![5], 7, 3), (vec![3, 9], 16, 24)] {
+        for (shape, k, n) in [
+            (vec![700usize], 96usize, 80usize),
+            (vec![5], 7, 3),
+            (vec![3, 9], 16, 24),
+        ] {
             let linear = Linear {
-                weight: Param::from_tensor(Tensor::random([k, n], Distribution::Normal(0.0, 1.0), &device)),
-                bias: Some(Param::from_tensor(Tensor::random([n], Distribution::Normal(0.0, 1.0), &device))),
+                weight: Param::from_tensor(Tensor::random(
+                    [k, n],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                )),
+                bias: Some(Param::from_tensor(Tensor::random(
+                    [n],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                ))),
             };
             let rows: usize = shape.iter().product();
-            let x = Tensor::<2>::random([rows, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let x = Tensor::<2>::random([rows, k], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
             let probe = Tensor::<2>::random([rows, n], Distribution::Normal(0.0, 1.0), &device);
             let (fused, burn) = if shape.len() == 2 {
                 // Separate reshapes: each backward consumes its own graph.
@@ -1667,14 +1909,30 @@ mod linear_tests {
                 (apply_linear(&linear, x.clone()), linear.forward(x.clone()))
             };
             let case = format!("{shape:?}×{k}→{n}");
-            close(&format!("{case} values"), &host(fused.clone()), &host(burn.clone()));
+            close(
+                &format!("{case} values"),
+                &host(fused.clone()),
+                &host(burn.clone()),
+            );
             let fused_grads = (fused * probe.clone()).sum().backward();
             let burn_grads = (burn * probe).sum().backward();
-            close(&format!("{case} dx"), &host(x.grad(&fused_grads).unwrap()), &host(x.grad(&burn_grads).unwrap()));
+            close(
+                &format!("{case} dx"),
+                &host(x.grad(&fused_grads).unwrap()),
+                &host(x.grad(&burn_grads).unwrap()),
+            );
             let w = linear.weight.val();
-            close(&format!("{case} dW"), &host(w.grad(&fused_grads).unwrap()), &host(w.grad(&burn_grads).unwrap()));
+            close(
+                &format!("{case} dW"),
+                &host(w.grad(&fused_grads).unwrap()),
+                &host(w.grad(&burn_grads).unwrap()),
+            );
             let b = linear.bias.as_ref().unwrap().val();
-            close(&format!("{case} db"), &host(b.grad(&fused_grads).unwrap()), &host(b.grad(&burn_grads).unwrap()));
+            close(
+                &format!("{case} db"),
+                &host(b.grad(&fused_grads).unwrap()),
+                &host(b.grad(&burn_grads).unwrap()),
+            );
         }
     }
 
@@ -1693,21 +1951,48 @@ mod linear_tests {
         let fused = linear_add_relu(x.clone(), w.clone(), base.clone());
         let composite = burn::tensor::activation::relu(x.clone().matmul(w.clone()) + base.clone());
         close("values", &host(fused.clone()), &host(composite.clone()));
-        let zeros = host(composite.clone()).iter().filter(|v| **v == 0.0).count();
-        assert!(zeros > rows * n / 4, "the ReLU cuts somewhere ({zeros} zeros)");
+        let zeros = host(composite.clone())
+            .iter()
+            .filter(|v| **v == 0.0)
+            .count();
+        assert!(
+            zeros > rows * n / 4,
+            "the ReLU cuts somewhere ({zeros} zeros)"
+        );
         let fused_grads = (fused * probe.clone()).sum().backward();
         let composite_grads = (composite * probe).sum().backward();
         for (name, t) in [("x", &x), ("W", &w), ("base", &base)] {
-            close(name, &host(t.grad(&fused_grads).unwrap()), &host(t.grad(&composite_grads).unwrap()));
+            close(
+                name,
+                &host(t.grad(&fused_grads).unwrap()),
+                &host(t.grad(&composite_grads).unwrap()),
+            );
         }
     }
 }
 
-fn linear_add_relu_forward(x: &[f32], rows: usize, k: usize, weight: &[f32], base: &[f32]) -> Vec<f32> {
+fn linear_add_relu_forward(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    weight: &[f32],
+    base: &[f32],
+) -> Vec<f32> {
     use rayon::prelude::*;
     let n = base.len() / rows.max(1);
     let mut out = base.to_vec();
-    gemm_with(rows, n, k, &mut out, true, x, (k, 1), weight, (n, 1), parallelism(rows, n, k));
+    gemm_with(
+        rows,
+        n,
+        k,
+        &mut out,
+        true,
+        x,
+        (k, 1),
+        weight,
+        (n, 1),
+        parallelism(rows, n, k),
+    );
     out.par_chunks_mut(16_384).for_each(|chunk| {
         for v in chunk {
             *v = v.max(0.0);
@@ -1733,7 +2018,10 @@ impl Backward<Flex, 3> for LinearAddReluBackward {
         use rayon::prelude::*;
         let saved = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
-        let [k, n] = [saved.weight.layout().shape()[0], saved.weight.layout().shape()[1]];
+        let [k, n] = [
+            saved.weight.layout().shape()[0],
+            saved.weight.layout().shape()[1],
+        ];
         // ReLU's gradient: pass where the output is positive.
         let mut pre = values(&grad).into_owned();
         let output = values(&saved.output);
@@ -1751,13 +2039,35 @@ impl Backward<Flex, 3> for LinearAddReluBackward {
         if let Some(node) = x_node {
             let weight = values(&saved.weight);
             let mut grad_x = vec![0f32; rows * k];
-            gemm_with(rows, k, n, &mut grad_x, false, &pre, (n, 1), &weight, (1, n), parallelism(rows, k, n));
+            gemm_with(
+                rows,
+                k,
+                n,
+                &mut grad_x,
+                false,
+                &pre,
+                (n, 1),
+                &weight,
+                (1, n),
+                parallelism(rows, k, n),
+            );
             grads.register::<Flex>(node.id, flex_shaped(grad_x, &[rows, k]));
         }
         if let Some(node) = weight_node {
             let x = values(&saved.x);
             let mut grad_w = vec![0f32; k * n];
-            gemm_with(k, n, rows, &mut grad_w, false, &x, (1, k), &pre, (n, 1), parallelism(k, n, rows));
+            gemm_with(
+                k,
+                n,
+                rows,
+                &mut grad_w,
+                false,
+                &x,
+                (1, k),
+                &pre,
+                (n, 1),
+                parallelism(k, n, rows),
+            );
             grads.register::<Flex>(node.id, flex_shaped(grad_w, &[k, n]));
         }
         if let Some(node) = base_node {

@@ -70,8 +70,9 @@ impl GraphMaps {
         let neighbours: Vec<(usize, usize, f32)> = (0..n_bonds)
             .map(|b| (bond_target[b] as usize, bond_source[b] as usize, 1.0))
             .collect();
-        let into_atoms: Vec<(usize, usize, f32)> =
-            (0..n_bonds).map(|b| (bond_target[b] as usize, b, 1.0)).collect();
+        let into_atoms: Vec<(usize, usize, f32)> = (0..n_bonds)
+            .map(|b| (bond_target[b] as usize, b, 1.0))
+            .collect();
         // Bonds into each atom, to list the terms of each bond's message.
         let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n_atoms];
         for b in 0..n_bonds {
@@ -104,7 +105,9 @@ impl GraphMaps {
             source_atoms: RowMap::new(
                 n_bonds,
                 n_atoms,
-                &(0..n_bonds).map(|b| (b, bond_source[b] as usize, 1.0)).collect::<Vec<_>>(),
+                &(0..n_bonds)
+                    .map(|b| (b, bond_source[b] as usize, 1.0))
+                    .collect::<Vec<_>>(),
             ),
         }
     }
@@ -114,7 +117,9 @@ impl GraphMaps {
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum GraphInputError {
     /// The batch holds no molecule or no atom at all.
-    #[error("a graph batch needs at least one molecule and one atom (got {n_molecules} molecules, {n_atoms} atoms)")]
+    #[error(
+        "a graph batch needs at least one molecule and one atom (got {n_molecules} molecules, {n_atoms} atoms)"
+    )]
     Empty {
         /// Molecules declared.
         n_molecules: usize,
@@ -160,7 +165,9 @@ pub enum GraphInputError {
         bound: usize,
     },
     /// `bond_reverse` does not pair each bond with its opposite direction.
-    #[error("directed bond {bond} and its reverse {reverse} do not connect the same two atoms in opposite directions")]
+    #[error(
+        "directed bond {bond} and its reverse {reverse} do not connect the same two atoms in opposite directions"
+    )]
     BadReverse {
         /// The directed bond.
         bond: usize,
@@ -192,7 +199,10 @@ impl GraphInput {
         let n_atoms = atom_molecule.len();
         let n_bonds = bond_source.len();
         if n_molecules == 0 || n_atoms == 0 {
-            return Err(GraphInputError::Empty { n_molecules, n_atoms });
+            return Err(GraphInputError::Empty {
+                n_molecules,
+                n_atoms,
+            });
         }
         if atom_dim == 0 {
             return Err(GraphInputError::ZeroWidth { table: "atom" });
@@ -245,12 +255,24 @@ impl GraphInput {
             n_molecules,
             bond_inputs: Tensor::from_data(
                 TensorData::new(
-                    join_bond_inputs(atom_features, bond_features, bond_source, atom_dim, bond_dim),
+                    join_bond_inputs(
+                        atom_features,
+                        bond_features,
+                        bond_source,
+                        atom_dim,
+                        bond_dim,
+                    ),
                     [n_bonds, atom_dim + bond_dim],
                 ),
                 device,
             ),
-            maps: GraphMaps::new(bond_source, bond_target, bond_reverse, atom_molecule, n_molecules),
+            maps: GraphMaps::new(
+                bond_source,
+                bond_target,
+                bond_reverse,
+                atom_molecule,
+                n_molecules,
+            ),
         })
     }
 
@@ -319,21 +341,37 @@ fn check_length(field: &'static str, got: usize, expected: usize) -> Result<(), 
     if got == expected {
         Ok(())
     } else {
-        Err(GraphInputError::Length { field, got, expected })
+        Err(GraphInputError::Length {
+            field,
+            got,
+            expected,
+        })
     }
 }
 
 fn check_finite(table: &'static str, values: &[f32], width: usize) -> Result<(), GraphInputError> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(GraphInputError::NonFinite { table, row: i / width, column: i % width }),
+        Some(i) => Err(GraphInputError::NonFinite {
+            table,
+            row: i / width,
+            column: i % width,
+        }),
     }
 }
 
 fn check_range(field: &'static str, values: &[i64], bound: usize) -> Result<(), GraphInputError> {
-    match values.iter().position(|&v| v < 0 || v as u64 >= bound as u64) {
+    match values
+        .iter()
+        .position(|&v| v < 0 || v as u64 >= bound as u64)
+    {
         None => Ok(()),
-        Some(row) => Err(GraphInputError::IndexOutOfRange { field, row, value: values[row], bound }),
+        Some(row) => Err(GraphInputError::IndexOutOfRange {
+            field,
+            row,
+            value: values[row],
+            bound,
+        }),
     }
 }
 
@@ -357,7 +395,10 @@ pub(crate) mod fixtures {
     impl MoleculeSketch {
         /// A molecule with `n_atoms` atoms and the given bonds.
         pub fn new(n_atoms: usize, bonds: &[(usize, usize)]) -> Self {
-            Self { n_atoms, bonds: bonds.to_vec() }
+            Self {
+                n_atoms,
+                bonds: bonds.to_vec(),
+            }
         }
 
         /// A chain of `n` atoms.
@@ -393,7 +434,13 @@ pub(crate) mod fixtures {
     ) -> FeaturedMolecule {
         let mut draw = |n: usize| -> Vec<f32> {
             (0..n)
-                .map(|_| if rng.random::<f32>() < 0.3 { 1.0 } else { rng.random::<f32>() * 0.2 })
+                .map(|_| {
+                    if rng.random::<f32>() < 0.3 {
+                        1.0
+                    } else {
+                        rng.random::<f32>() * 0.2
+                    }
+                })
                 .collect()
         };
         FeaturedMolecule {
@@ -453,7 +500,10 @@ pub(crate) mod fixtures {
         seed: u64,
     ) -> Vec<FeaturedMolecule> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        sketches.iter().map(|s| featurize(s, atom_dim, bond_dim, &mut rng)).collect()
+        sketches
+            .iter()
+            .map(|s| featurize(s, atom_dim, bond_dim, &mut rng))
+            .collect()
     }
 
     /// Packs molecules into one batch.
@@ -499,7 +549,13 @@ pub(crate) mod fixtures {
 
     /// A BBBP-like batch: `n` molecules of about 24 atoms and 26 bonds
     /// (a chain with a few ring closures).
-    pub fn bbbp_like(n: usize, atom_dim: usize, bond_dim: usize, seed: u64, device: &Device) -> GraphInput {
+    pub fn bbbp_like(
+        n: usize,
+        atom_dim: usize,
+        bond_dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> GraphInput {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sketches: Vec<_> = (0..n)
             .map(|_| {
@@ -512,8 +568,10 @@ pub(crate) mod fixtures {
                 sketch
             })
             .collect();
-        let molecules: Vec<_> =
-            sketches.iter().map(|s| featurize(s, atom_dim, bond_dim, &mut rng)).collect();
+        let molecules: Vec<_> = sketches
+            .iter()
+            .map(|s| featurize(s, atom_dim, bond_dim, &mut rng))
+            .collect();
         pack(&molecules, atom_dim, bond_dim, device)
     }
 }
@@ -549,16 +607,36 @@ mod tests {
         let mut atoms2 = atoms.clone();
         atoms2.extend_from_slice(&[0.5, 0.5]);
         let input = GraphInput::from_host(
-            2, 2, &atoms2, &bonds, &source, &target, &reverse, &[0, 0, 0, 1], 2, &device(),
+            2,
+            2,
+            &atoms2,
+            &bonds,
+            &source,
+            &target,
+            &reverse,
+            &[0, 0, 0, 1],
+            2,
+            &device(),
         )
         .unwrap();
         assert_eq!((input.n_atoms(), input.n_bonds()), (4, 4));
-        assert_eq!(input.molecule_atom_counts.to_data().try_to_vec::<f32>().unwrap(), vec![3.0, 1.0]);
+        assert_eq!(
+            input
+                .molecule_atom_counts
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+            vec![3.0, 1.0]
+        );
         let joined = input.source_atom_and_bond_features();
         assert_eq!(joined.dims(), [4, 4]);
         // Bond 1 leaves atom 1: [atom 1 features ‖ bond row 1].
         assert_eq!(
-            joined.slice([1..2, 0..4]).to_data().try_to_vec::<f32>().unwrap(),
+            joined
+                .slice([1..2, 0..4])
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
             vec![0.0, 1.0, 1.0, 2.0]
         );
     }
@@ -576,32 +654,116 @@ mod tests {
     fn rejects_inconsistent_arrays_with_the_offending_field() {
         let (atoms, bonds, source, target, reverse, molecule) = ethanol_like();
         let d = device();
-        let err = GraphInput::from_host(2, 2, &atoms[..5], &bonds, &source, &target, &reverse, &molecule, 1, &d)
-            .unwrap_err();
-        assert_eq!(err, GraphInputError::Length { field: "atom_features", got: 5, expected: 6 });
-
-        let err = GraphInput::from_host(2, 2, &atoms, &bonds, &[0, 1, 1, 3], &target, &reverse, &molecule, 1, &d)
-            .unwrap_err();
+        let err = GraphInput::from_host(
+            2,
+            2,
+            &atoms[..5],
+            &bonds,
+            &source,
+            &target,
+            &reverse,
+            &molecule,
+            1,
+            &d,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
-            GraphInputError::IndexOutOfRange { field: "bond_source", row: 3, value: 3, bound: 3 }
+            GraphInputError::Length {
+                field: "atom_features",
+                got: 5,
+                expected: 6
+            }
         );
 
-        let err = GraphInput::from_host(2, 2, &atoms, &bonds, &source, &target, &[1, 0, 2, 3], &molecule, 1, &d)
-            .unwrap_err();
-        assert_eq!(err, GraphInputError::BadReverse { bond: 2, reverse: 2 });
+        let err = GraphInput::from_host(
+            2,
+            2,
+            &atoms,
+            &bonds,
+            &[0, 1, 1, 3],
+            &target,
+            &reverse,
+            &molecule,
+            1,
+            &d,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            GraphInputError::IndexOutOfRange {
+                field: "bond_source",
+                row: 3,
+                value: 3,
+                bound: 3
+            }
+        );
+
+        let err = GraphInput::from_host(
+            2,
+            2,
+            &atoms,
+            &bonds,
+            &source,
+            &target,
+            &[1, 0, 2, 3],
+            &molecule,
+            1,
+            &d,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            GraphInputError::BadReverse {
+                bond: 2,
+                reverse: 2
+            }
+        );
 
         let mut nan_atoms = atoms.clone();
         nan_atoms[3] = f32::NAN;
-        let err = GraphInput::from_host(2, 2, &nan_atoms, &bonds, &source, &target, &reverse, &molecule, 1, &d)
-            .unwrap_err();
-        assert_eq!(err, GraphInputError::NonFinite { table: "atom", row: 1, column: 1 });
+        let err = GraphInput::from_host(
+            2, 2, &nan_atoms, &bonds, &source, &target, &reverse, &molecule, 1, &d,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            GraphInputError::NonFinite {
+                table: "atom",
+                row: 1,
+                column: 1
+            }
+        );
 
         let err = GraphInput::from_host(2, 2, &[], &[], &[], &[], &[], &[], 1, &d).unwrap_err();
-        assert_eq!(err, GraphInputError::Empty { n_molecules: 1, n_atoms: 0 });
+        assert_eq!(
+            err,
+            GraphInputError::Empty {
+                n_molecules: 1,
+                n_atoms: 0
+            }
+        );
 
-        let err = GraphInput::from_host(2, 2, &atoms, &bonds, &source, &target, &reverse, &[0, 0, 1], 1, &d)
-            .unwrap_err();
-        assert!(matches!(err, GraphInputError::IndexOutOfRange { field: "atom_molecule", row: 2, .. }));
+        let err = GraphInput::from_host(
+            2,
+            2,
+            &atoms,
+            &bonds,
+            &source,
+            &target,
+            &reverse,
+            &[0, 0, 1],
+            1,
+            &d,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            GraphInputError::IndexOutOfRange {
+                field: "atom_molecule",
+                row: 2,
+                ..
+            }
+        ));
     }
 }

@@ -10,8 +10,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::ForwardMode;
-use super::fused;
 use super::flops::{Grads, PassFlops};
+use super::fused;
 use super::graph_input::GraphInput;
 
 /// One draw of a standard normal (Box–Muller), from any generator.
@@ -39,12 +39,18 @@ pub(crate) struct ParamInit<'d> {
 impl<'d> ParamInit<'d> {
     /// A generator for `seed`; `zero_vectors` sets LayerNorm γ to 0 instead of 1.
     pub(crate) fn new(device: &'d Device, seed: u64, zero_vectors: bool) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(seed), device, zero_vectors }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device,
+            zero_vectors,
+        }
     }
 
     fn xavier(&mut self, count: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
         let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
-        (0..count).map(|_| (standard_normal(&mut self.rng) * std) as f32).collect()
+        (0..count)
+            .map(|_| (standard_normal(&mut self.rng) * std) as f32)
+            .collect()
     }
 
     /// A `d_in → d_out` linear layer (weights stored `d_in × d_out`).
@@ -63,7 +69,10 @@ impl<'d> ParamInit<'d> {
     /// parameter, each xavier-normal as if it were its own layer.
     pub(crate) fn square_stack(&mut self, count: usize, d: usize) -> Param<Tensor<3>> {
         let values = self.xavier(count * d * d, d, d);
-        Param::from_tensor(Tensor::from_data(TensorData::new(values, [count, d, d]), self.device))
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, [count, d, d]),
+            self.device,
+        ))
     }
 
     /// LayerNorm over `d` features (eps 1e-5, affine): γ = 1 and β = 0, or
@@ -79,15 +88,27 @@ impl<'d> ParamInit<'d> {
 
 /// Inverted dropout with probability `p` while training; identity otherwise.
 /// The mask comes from the mode's generator, so a seeded pass is repeatable.
-pub(crate) fn dropout<const D: usize>(x: Tensor<D>, p: f64, mode: &mut ForwardMode<'_>) -> Tensor<D> {
-    let ForwardMode::Train(rng) = mode else { return x };
+pub(crate) fn dropout<const D: usize>(
+    x: Tensor<D>,
+    p: f64,
+    mode: &mut ForwardMode<'_>,
+) -> Tensor<D> {
+    let ForwardMode::Train(rng) = mode else {
+        return x;
+    };
     if p <= 0.0 {
         return x;
     }
     let shape = x.shape();
     let keep_scale = (1.0 / (1.0 - p)) as f32;
     let mask: Vec<f32> = (0..shape.num_elements())
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep_scale })
+        .map(|_| {
+            if rng.random::<f64>() < p {
+                0.0
+            } else {
+                keep_scale
+            }
+        })
         .collect();
     let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
     x * mask
@@ -114,7 +135,11 @@ pub(crate) fn scatter_sum<const D: usize>(
 /// Per-atom sum of `atom_values` over each atom's neighbours (the source atoms
 /// of its incoming bonds); zero for an atom without bonds. `dim` is the atom
 /// axis.
-pub(crate) fn neighbour_sum<const D: usize>(atom_values: Tensor<D>, dim: usize, input: &GraphInput) -> Tensor<D> {
+pub(crate) fn neighbour_sum<const D: usize>(
+    atom_values: Tensor<D>,
+    dim: usize,
+    input: &GraphInput,
+) -> Tensor<D> {
     if input.n_bonds() == 0 {
         return atom_values.zeros_like();
     }
@@ -129,18 +154,31 @@ pub(crate) fn neighbour_sum<const D: usize>(atom_values: Tensor<D>, dim: usize, 
 /// Directed-bond message update shared by chemprop and GROVER's edge view:
 /// for bond u→v, the sum of the messages into u minus the message v→u.
 /// `dim` is the bond axis; needs at least one bond.
-pub(crate) fn bond_messages<const D: usize>(bond_values: Tensor<D>, dim: usize, input: &GraphInput) -> Tensor<D> {
+pub(crate) fn bond_messages<const D: usize>(
+    bond_values: Tensor<D>,
+    dim: usize,
+    input: &GraphInput,
+) -> Tensor<D> {
     if fused::supported(&bond_values) {
         return fused::map_rows(bond_values, dim, &input.maps.bond_messages);
     }
-    let into_atoms = scatter_sum(bond_values.clone(), dim, &input.bond_target, input.n_atoms());
+    let into_atoms = scatter_sum(
+        bond_values.clone(),
+        dim,
+        &input.bond_target,
+        input.n_atoms(),
+    );
     into_atoms.select(dim, input.bond_source.clone())
         - bond_values.select(dim, input.bond_reverse.clone())
 }
 
 /// Per-atom sum of the rows of its incoming directed bonds (`dim` is the
 /// bond axis); needs at least one bond.
-pub(crate) fn bonds_into_atoms<const D: usize>(bond_values: Tensor<D>, dim: usize, input: &GraphInput) -> Tensor<D> {
+pub(crate) fn bonds_into_atoms<const D: usize>(
+    bond_values: Tensor<D>,
+    dim: usize,
+    input: &GraphInput,
+) -> Tensor<D> {
     if fused::supported(&bond_values) {
         return fused::map_rows(bond_values, dim, &input.maps.bonds_into_atoms);
     }
@@ -154,7 +192,11 @@ pub(crate) fn mean_readout(atom_values: Tensor<2>, input: &GraphInput) -> Tensor
         return fused::map_rows(atom_values, 0, &input.maps.atom_mean);
     }
     let sums = scatter_sum(atom_values, 0, &input.atom_molecule, input.n_molecules);
-    let counts = input.molecule_atom_counts.clone().clamp_min(1.0).unsqueeze_dim::<2>(1);
+    let counts = input
+        .molecule_atom_counts
+        .clone()
+        .clamp_min(1.0)
+        .unsqueeze_dim::<2>(1);
     sums / counts
 }
 
@@ -239,17 +281,32 @@ mod tests {
     fn neighbour_sums_and_messages_follow_the_bonds() {
         let d = device();
         // A 3-atom chain 0-1-2 and a lone atom 3.
-        let molecules = featurize_all(&[MoleculeSketch::chain(3), MoleculeSketch::new(1, &[])], 1, 1, 0);
+        let molecules = featurize_all(
+            &[MoleculeSketch::chain(3), MoleculeSketch::new(1, &[])],
+            1,
+            1,
+            0,
+        );
         let input = pack(&molecules, 1, 1, &d);
-        let atoms = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 10.0, 100.0, 1000.0], [4, 1]), &d);
-        assert_eq!(values(neighbour_sum(atoms, 0, &input)), vec![10.0, 101.0, 10.0, 0.0]);
+        let atoms = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 10.0, 100.0, 1000.0], [4, 1]),
+            &d,
+        );
+        assert_eq!(
+            values(neighbour_sum(atoms, 0, &input)),
+            vec![10.0, 101.0, 10.0, 0.0]
+        );
 
         // Directed bonds: 0:0→1, 1:1→0, 2:1→2, 3:2→1.
-        let bonds = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 4.0, 8.0], [4, 1]), &d);
+        let bonds =
+            Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 4.0, 8.0], [4, 1]), &d);
         // 0→1: into atom 0 = {1→0}=2, minus reverse 1→0 = 2 → 0.
         // 1→0: into atom 1 = {0→1, 2→1} = 1+8, minus 0→1 = 1 → 8.
         // 1→2: 9 - 8 (2→1) = 1. 2→1: into atom 2 = {1→2} = 4, minus 4 → 0.
-        assert_eq!(values(bond_messages(bonds, 0, &input)), vec![0.0, 8.0, 1.0, 0.0]);
+        assert_eq!(
+            values(bond_messages(bonds, 0, &input)),
+            vec![0.0, 8.0, 1.0, 0.0]
+        );
 
         let readout = mean_readout(
             Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 6.0, 5.0], [4, 1]), &d),
@@ -272,24 +329,52 @@ mod tests {
         let zeros = a.iter().filter(|&&v| v == 0.0).count() as f64 / a.len() as f64;
         assert!((zeros - 0.25).abs() < 0.03, "dropped fraction {zeros}");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
-        assert_eq!(values(dropout(x.clone(), 0.25, &mut ForwardMode::Eval)), values(x));
+        assert_eq!(
+            values(dropout(x.clone(), 0.25, &mut ForwardMode::Eval)),
+            values(x)
+        );
     }
 
     #[test]
     fn xavier_init_has_the_documented_spread_and_is_seeded() {
         let d = device();
-        let w = |seed| values(ParamInit::new(&d, seed, false).linear(200, 100, true).weight.val());
+        let w = |seed| {
+            values(
+                ParamInit::new(&d, seed, false)
+                    .linear(200, 100, true)
+                    .weight
+                    .val(),
+            )
+        };
         let a = w(1);
         assert_eq!(a, w(1));
         assert_ne!(a, w(2));
         let var = a.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / a.len() as f64;
-        assert!((var - 2.0 / 300.0).abs() < 2.0 / 300.0 * 0.05, "variance {var}");
+        assert!(
+            (var - 2.0 / 300.0).abs() < 2.0 / 300.0 * 0.05,
+            "variance {var}"
+        );
         let linear = ParamInit::new(&d, 1, false).linear(3, 2, true);
-        assert_eq!(linear.bias.unwrap().val().to_data().try_to_vec::<f32>().unwrap(), vec![0.0, 0.0]);
+        assert_eq!(
+            linear
+                .bias
+                .unwrap()
+                .val()
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+            vec![0.0, 0.0]
+        );
         let norm = ParamInit::new(&d, 1, true).layer_norm(4);
-        assert_eq!(norm.gamma.val().to_data().try_to_vec::<f32>().unwrap(), vec![0.0; 4]);
+        assert_eq!(
+            norm.gamma.val().to_data().try_to_vec::<f32>().unwrap(),
+            vec![0.0; 4]
+        );
         let norm = ParamInit::new(&d, 1, false).layer_norm(4);
-        assert_eq!(norm.gamma.val().to_data().try_to_vec::<f32>().unwrap(), vec![1.0; 4]);
+        assert_eq!(
+            norm.gamma.val().to_data().try_to_vec::<f32>().unwrap(),
+            vec![1.0; 4]
+        );
     }
 
     #[test]
@@ -297,7 +382,11 @@ mod tests {
         let d = device();
         for layers in 1..=3 {
             let head = FfnHead::new(&mut ParamInit::new(&d, 0, false), 7, 5, 3, layers, 0.0);
-            assert_eq!(head.num_params(), FfnHead::param_count(7, 5, 3, layers), "{layers} layers");
+            assert_eq!(
+                head.num_params(),
+                FfnHead::param_count(7, 5, 3, layers),
+                "{layers} layers"
+            );
         }
     }
 }
@@ -312,10 +401,15 @@ pub(crate) mod checks {
 
     use super::standard_normal;
 
-    fn direction<const D: usize>(rng: &mut ChaCha8Rng, like: &Tensor<D>, device: &Device) -> Tensor<D> {
+    fn direction<const D: usize>(
+        rng: &mut ChaCha8Rng,
+        like: &Tensor<D>,
+        device: &Device,
+    ) -> Tensor<D> {
         let shape = like.shape();
-        let values: Vec<f32> =
-            (0..shape.num_elements()).map(|_| standard_normal(rng) as f32).collect();
+        let values: Vec<f32> = (0..shape.num_elements())
+            .map(|_| standard_normal(rng) as f32)
+            .collect();
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
@@ -368,10 +462,17 @@ pub(crate) mod checks {
         eps: f64,
     ) -> (f64, f64) {
         let grads = loss(model).backward();
-        let mut visitor = DirectionalGradient { grads: &grads, rng: ChaCha8Rng::seed_from_u64(seed), total: 0.0 };
+        let mut visitor = DirectionalGradient {
+            grads: &grads,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            total: 0.0,
+        };
         model.visit(&mut visitor);
         let shifted = |step| {
-            let moved = model.clone().map(&mut Shift { rng: ChaCha8Rng::seed_from_u64(seed), step });
+            let moved = model.clone().map(&mut Shift {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                step,
+            });
             scalar(loss(&moved))
         };
         let numeric = (shifted(eps) - shifted(-eps)) / (2.0 * eps);
@@ -400,7 +501,10 @@ mod fused_against_composite {
         assert_eq!(got.len(), want.len(), "{name}");
         let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 2e-5 * scale, "{name}[{i}]: flex {g} vs ndarray {w}");
+            assert!(
+                (g - w).abs() <= 2e-5 * scale,
+                "{name}[{i}]: flex {g} vs ndarray {w}"
+            );
         }
     }
 
@@ -410,9 +514,13 @@ mod fused_against_composite {
         let grads = GradientsParams::from_grads(loss.backward(), model);
         struct Collect<'a>(&'a GradientsParams, Vec<Vec<f32>>);
         impl burn::module::ModuleVisitor for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<D>>) {
+            fn visit_float<const D: usize>(
+                &mut self,
+                param: &burn::module::Param<burn::Tensor<D>>,
+            ) {
                 if let Some(g) = self.0.get::<D>(param.id) {
-                    self.1.push(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+                    self.1
+                        .push(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
                 }
             }
         }
@@ -435,11 +543,23 @@ mod fused_against_composite {
             let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &device);
             let mask = matrix(vec![1., 1., 1., 0., 1., 1., 1., 1.], 4, &device);
             let dmpnn = DmpnnConfig::tiny(2).init(&device, 3);
-            let loss = dmpnn.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Eval);
+            let loss = dmpnn.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                TaskType::Classification,
+                ForwardMode::Eval,
+            );
             let d = loss_and_grads(&dmpnn, loss);
             let grover = GroverConfig::tiny(2).init(&device, 4);
             let mut rng = ChaCha8Rng::seed_from_u64(8);
-            let loss = grover.loss(&input, targets, mask, TaskType::Regression, ForwardMode::Train(&mut rng));
+            let loss = grover.loss(
+                &input,
+                targets,
+                mask,
+                TaskType::Regression,
+                ForwardMode::Train(&mut rng),
+            );
             let g = loss_and_grads(&grover, loss);
             results.push((d, g));
         }
@@ -450,7 +570,12 @@ mod fused_against_composite {
             assert!(flex.1.len() > 4, "{name}: gradients collected");
             let largest = nd.1.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
             for (i, (f, n)) in flex.1.iter().zip(&nd.1).enumerate() {
-                close(&format!("{name} gradient of parameter {i}"), f, n, 1e-3 * largest);
+                close(
+                    &format!("{name} gradient of parameter {i}"),
+                    f,
+                    n,
+                    1e-3 * largest,
+                );
             }
         }
     }

@@ -21,7 +21,6 @@
 //! * The activation is ReLU (the reference default); dropout masks and depth
 //!   draws come from the caller's generator instead of global RNGs.
 
-
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
@@ -29,13 +28,13 @@ use burn::tensor::activation::{log_sigmoid, relu, softmax};
 use burn::tensor::{Device, Tensor};
 use rand::RngCore;
 
+use super::flops::{Grads, PassFlops};
+use super::fused;
 use super::graph_input::GraphInput;
 use super::graph_layers::{
     FfnHead, ParamInit, bond_messages, bonds_into_atoms, dropout, mean_readout, neighbour_sum,
     standard_normal,
 };
-use super::flops::{Grads, PassFlops};
-use super::fused;
 use super::loss::{masked_bce_with_logits, masked_mse};
 use super::{ForwardMode, TaskType};
 
@@ -110,10 +109,15 @@ impl GroverConfig {
     pub fn validate(&self) -> Result<(), String> {
         let (d, h) = (self.hidden_size, self.num_attn_head);
         if h == 0 || d == 0 || d % h != 0 {
-            return Err(format!("GROVER config: hidden_size {d} must be a positive multiple of its {h} attention heads"));
+            return Err(format!(
+                "GROVER config: hidden_size {d} must be a positive multiple of its {h} attention heads"
+            ));
         }
         if self.num_mt_block == 0 {
-            return Err("GROVER config: num_mt_block must be at least 1 (one multi-head attention block)".into());
+            return Err(
+                "GROVER config: num_mt_block must be at least 1 (one multi-head attention block)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -142,7 +146,14 @@ impl GroverConfig {
             contract: init.linear(4 * d, d, true),
         };
         let head = |init: &mut ParamInit<'_>| {
-            FfnHead::new(init, d, self.ffn_hidden_size, self.n_tasks, self.ffn_num_layers, self.dropout)
+            FfnHead::new(
+                init,
+                d,
+                self.ffn_hidden_size,
+                self.n_tasks,
+                self.ffn_num_layers,
+                self.dropout,
+            )
         };
         Grover {
             node_blocks,
@@ -164,17 +175,28 @@ impl GroverConfig {
 
     /// Trainable parameters of [`init`](Self::init)'s network, in closed form.
     pub fn param_count(&self) -> usize {
-        let (a, b, d, h) = (self.atom_dim, self.bond_dim, self.hidden_size, self.num_attn_head);
+        let (a, b, d, h) = (
+            self.atom_dim,
+            self.bond_dim,
+            self.hidden_size,
+            self.num_attn_head,
+        );
         let bias = usize::from(self.bias);
         // Input layer (only where the width changes) + LN; 3H W_h; attention
         // q/k/v (always biased) and output; W_o; sublayer LN.
         let block = |width: usize| {
-            let input = if width == d { 0 } else { width * d + bias * d + 2 * d };
+            let input = if width == d {
+                0
+            } else {
+                width * d + bias * d + 2 * d
+            };
             input
                 + 3 * h * (d * d + bias * d)
                 + 3 * (d * d + d)
-                + d * d + bias * d
-                + h * d * d + bias * d
+                + d * d
+                + bias * d
+                + h * d * d
+                + bias * d
                 + 2 * d
         };
         let view = |width: usize| block(width) + (self.num_mt_block - 1) * block(d);
@@ -241,7 +263,10 @@ impl MtBlock {
         let (input, input_norm) = if input_width == d {
             (None, None)
         } else {
-            (Some(init.linear(input_width, d, bias)), Some(init.layer_norm(d)))
+            (
+                Some(init.linear(input_width, d, bias)),
+                Some(init.layer_norm(d)),
+            )
         };
         let message_weights = init.square_stack(3 * h, d);
         let message_bias = bias.then(|| {
@@ -318,7 +343,9 @@ impl MtBlock {
                     };
                     let updated = match &bias {
                         None => fused::linear_add_relu(message, weight.clone(), x.clone()),
-                        Some(bias) => relu(x.clone() + message.matmul(weight.clone()) + bias.clone()),
+                        Some(bias) => {
+                            relu(x.clone() + message.matmul(weight.clone()) + bias.clone())
+                        }
                     };
                     h = dropout(updated, self.dropout, mode);
                 }
@@ -426,9 +453,9 @@ impl Grover {
     fn block_steps(&self, block: &MtBlock, mode: &mut ForwardMode<'_>) -> Vec<usize> {
         let encoders = 3 * block.heads;
         match mode {
-            ForwardMode::Train(rng) if self.dynamic_depth => {
-                (0..encoders).map(|_| sample_message_steps(self.depth, &mut **rng)).collect()
-            }
+            ForwardMode::Train(rng) if self.dynamic_depth => (0..encoders)
+                .map(|_| sample_message_steps(self.depth, &mut **rng))
+                .collect(),
             _ => vec![self.depth.saturating_sub(1); encoders],
         }
     }
@@ -478,7 +505,10 @@ impl Grover {
         aggregated: Tensor<2>,
         mode: &mut ForwardMode<'_>,
     ) -> Tensor<2> {
-        let hidden = relu(fused::apply_linear(&ffn.expand, Tensor::cat(vec![atom_features, aggregated], 1)));
+        let hidden = relu(fused::apply_linear(
+            &ffn.expand,
+            Tensor::cat(vec![atom_features, aggregated], 1),
+        ));
         let out = fused::apply_linear(&ffn.contract, dropout(hidden, self.dropout, mode));
         dropout(norm.forward(out), self.dropout, mode)
     }
@@ -531,7 +561,10 @@ impl Grover {
             incoming_bonds,
             mode,
         );
-        (mean_readout(from_atoms, input), mean_readout(from_bonds, input))
+        (
+            mean_readout(from_atoms, input),
+            mean_readout(from_bonds, input),
+        )
     }
 
     /// Logits of both heads.
@@ -609,7 +642,8 @@ mod tests {
 
     use super::*;
     use crate::model::graph_input::fixtures::{
-        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar, sketches,
+        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar,
+        sketches,
     };
     use crate::model::graph_layers::checks::directional_derivative;
 
@@ -619,14 +653,24 @@ mod tests {
 
     fn train_logits(model: &Grover, input: &GraphInput, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        host(model.forward(input, ForwardMode::Train(&mut rng)).atom_from_atom)
+        host(
+            model
+                .forward(input, ForwardMode::Train(&mut rng))
+                .atom_from_atom,
+        )
     }
 
     #[test]
     fn log_odds_of_the_mean_probability_stay_exact_where_sigmoid_saturates() {
         let d = device();
         // σ(20) and σ(25) are both 1.0 in f32; their log-odds are not.
-        let pairs = [(20.0f32, 25.0f32), (18.0, 18.0), (30.0, -30.0), (-22.0, -19.0), (0.3, -1.2)];
+        let pairs = [
+            (20.0f32, 25.0f32),
+            (18.0, 18.0),
+            (30.0, -30.0),
+            (-22.0, -19.0),
+            (0.3, -1.2),
+        ];
         let a = Tensor::<1>::from_floats(pairs.map(|p| p.0), &d).reshape([pairs.len(), 1]);
         let b = Tensor::<1>::from_floats(pairs.map(|p| p.1), &d).reshape([pairs.len(), 1]);
         let got = host(log_odds_of_mean_probability(a, b));
@@ -635,7 +679,11 @@ mod tests {
             let (a, b) = (a as f64, b as f64);
             // 1 − p computed from the negated logits, so f64 keeps its digits.
             let want = ((sigmoid(a) + sigmoid(b)) / (sigmoid(-a) + sigmoid(-b))).ln();
-            assert!((got[k] as f64 - want).abs() < 1e-5 * want.abs().max(1.0), "{a} {b}: {} vs {want}", got[k]);
+            assert!(
+                (got[k] as f64 - want).abs() < 1e-5 * want.abs().max(1.0),
+                "{a} {b}: {} vs {want}",
+                got[k]
+            );
         }
         assert!(got[0] > 20.6 && got[0] < 20.8, "{}", got[0]);
         assert!((got[1] - 18.0).abs() < 1e-5, "{}", got[1]);
@@ -666,8 +714,20 @@ mod tests {
         let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &d);
         let scrambled = matrix(vec![1., f32::NAN, 0., 1., 7., 1., 0., -3.], 4, &d);
         for task in [TaskType::Classification, TaskType::Regression] {
-            let loss = scalar(model.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval));
-            let same = scalar(model.loss(&input, scrambled.clone(), mask.clone(), task, ForwardMode::Eval));
+            let loss = scalar(model.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                task,
+                ForwardMode::Eval,
+            ));
+            let same = scalar(model.loss(
+                &input,
+                scrambled.clone(),
+                mask.clone(),
+                task,
+                ForwardMode::Eval,
+            ));
             assert!(loss.is_finite() && loss > 0.0);
             assert_eq!(loss, same, "{task:?}");
         }
@@ -691,8 +751,14 @@ mod tests {
             };
             fit + 0.3 * (p1[i] - p2[i]).powi(2)
         };
-        for (task, classification) in [(TaskType::Classification, true), (TaskType::Regression, false)] {
-            let expected: f32 = (0..4).map(|i| m[i] * per_label(i, classification)).sum::<f32>() / 3.0;
+        for (task, classification) in [
+            (TaskType::Classification, true),
+            (TaskType::Regression, false),
+        ] {
+            let expected: f32 = (0..4)
+                .map(|i| m[i] * per_label(i, classification))
+                .sum::<f32>()
+                / 3.0;
             let loss = scalar(model.loss(
                 &input,
                 matrix(y.to_vec(), 4, &d),
@@ -700,7 +766,10 @@ mod tests {
                 task,
                 ForwardMode::Eval,
             ));
-            assert!((loss - expected).abs() < 1e-5 * expected.max(1.0), "{task:?}: {loss} vs {expected}");
+            assert!(
+                (loss - expected).abs() < 1e-5 * expected.max(1.0),
+                "{task:?}: {loss} vs {expected}"
+            );
         }
     }
 
@@ -712,9 +781,15 @@ mod tests {
         let together = host(model.predict(&pack(&molecules, 6, 3, &d), TaskType::Regression));
         for (i, molecule) in molecules.iter().enumerate() {
             // The lone atom alone is a batch without any bond (empty edge view).
-            let alone = host(model.predict(&pack(std::slice::from_ref(molecule), 6, 3, &d), TaskType::Regression));
+            let alone = host(model.predict(
+                &pack(std::slice::from_ref(molecule), 6, 3, &d),
+                TaskType::Regression,
+            ));
             for t in 0..2 {
-                assert!((alone[t] - together[2 * i + t]).abs() < 1e-5, "molecule {i}: {alone:?} vs {together:?}");
+                assert!(
+                    (alone[t] - together[2 * i + t]).abs() < 1e-5,
+                    "molecule {i}: {alone:?} vs {together:?}"
+                );
             }
         }
     }
@@ -732,7 +807,11 @@ mod tests {
         let expected = [15.9, 34.1, 34.2, 13.5, 2.2, 0.0];
         for k in 0..6 {
             let percent = 100.0 * counts[k] as f64 / draws as f64;
-            assert!((percent - expected[k]).abs() < 0.8, "K = {k}: {percent:.2} % vs {} %", expected[k]);
+            assert!(
+                (percent - expected[k]).abs() < 0.8,
+                "K = {k}: {percent:.2} % vs {} %",
+                expected[k]
+            );
         }
         // Depth 1 can only give ⌊x⌋ ≤ 4 on [-2, 4], so K ≤ 3, and never panics below zero.
         assert!((0..1000).all(|_| sample_message_steps(1, &mut rng) <= 3));
@@ -743,9 +822,17 @@ mod tests {
         let d = device();
         let input = fixture(&d, 3);
         let model = GroverConfig::tiny(1).init(&d, 5);
-        assert_eq!(train_logits(&model, &input, 1), train_logits(&model, &input, 1));
-        let draws: Vec<_> = (0..6).map(|seed| train_logits(&model, &input, seed)).collect();
-        assert!(draws.iter().any(|l| l != &draws[0]), "depth sampling changes the network");
+        assert_eq!(
+            train_logits(&model, &input, 1),
+            train_logits(&model, &input, 1)
+        );
+        let draws: Vec<_> = (0..6)
+            .map(|seed| train_logits(&model, &input, seed))
+            .collect();
+        assert!(
+            draws.iter().any(|l| l != &draws[0]),
+            "depth sampling changes the network"
+        );
 
         // Evaluation always runs depth − 1 iterations: the same as training
         // with the sampling switched off (no dropout here), whatever the seed.
@@ -757,7 +844,10 @@ mod tests {
         // And depth − 1 iterations is what evaluation means: a model built
         // with depth 2 (one iteration) differs.
         let shallower = GroverConfig::tiny(1).with_depth(2).init(&d, 5);
-        assert_ne!(host(shallower.forward(&input, ForwardMode::Eval).atom_from_atom), eval);
+        assert_ne!(
+            host(shallower.forward(&input, ForwardMode::Eval).atom_from_atom),
+            eval
+        );
     }
 
     #[test]
@@ -766,9 +856,18 @@ mod tests {
         // same encoder output, so every prediction is identical.
         let d = device();
         let input = fixture(&d, 4);
-        let dead = host(GroverConfig::tiny(1).with_faithful_init(true).init(&d, 2).predict(&input, TaskType::Regression));
+        let dead = host(
+            GroverConfig::tiny(1)
+                .with_faithful_init(true)
+                .init(&d, 2)
+                .predict(&input, TaskType::Regression),
+        );
         assert!(dead.iter().all(|&v| v == dead[0]), "{dead:?}");
-        let alive = host(GroverConfig::tiny(1).init(&d, 2).predict(&input, TaskType::Regression));
+        let alive = host(
+            GroverConfig::tiny(1)
+                .init(&d, 2)
+                .predict(&input, TaskType::Regression),
+        );
         assert!(alive.iter().any(|&v| v != alive[0]));
     }
 
@@ -777,7 +876,10 @@ mod tests {
         let d = device().autodiff();
         // Fixed depth: a sampled depth would change the function between the
         // two finite-difference evaluations.
-        let model = GroverConfig::tiny(2).with_dynamic_depth(false).with_bias(true).init(&d, 5);
+        let model = GroverConfig::tiny(2)
+            .with_dynamic_depth(false)
+            .with_bias(true)
+            .init(&d, 5);
         let input = fixture(&d, 8).to_device(&d);
         let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0.], 4, &d);
         let mask = matrix(vec![1., 0., 1., 1., 1., 1., 1., 1.], 4, &d);
@@ -787,7 +889,15 @@ mod tests {
         for (task, seed) in [(TaskType::Classification, 1), (TaskType::Regression, 2)] {
             let (analytic, numeric) = directional_derivative(
                 &model,
-                |m: &Grover| m.loss(&input, targets.clone(), mask.clone(), task, ForwardMode::Eval),
+                |m: &Grover| {
+                    m.loss(
+                        &input,
+                        targets.clone(),
+                        mask.clone(),
+                        task,
+                        ForwardMode::Eval,
+                    )
+                },
                 seed,
                 3e-5,
             );
@@ -808,18 +918,29 @@ mod tests {
             (800, 200, 37_402_402),
             (1200, 200, 82_983_202),
         ] {
-            let config = GroverConfig::new(1).with_hidden_size(d).with_ffn_hidden_size(f);
+            let config = GroverConfig::new(1)
+                .with_hidden_size(d)
+                .with_ffn_hidden_size(f);
             assert_eq!(config.param_count(), used, "d = {d}, f = {f}");
         }
         let dev = device();
         assert_eq!(GroverConfig::new(1).init(&dev, 0).num_params(), 756_002);
         for config in [
             GroverConfig::tiny(3),
-            GroverConfig::tiny(2).with_bias(true).with_num_mt_block(3).with_ffn_num_layers(3),
+            GroverConfig::tiny(2)
+                .with_bias(true)
+                .with_num_mt_block(3)
+                .with_ffn_num_layers(3),
             // d equal to the atom width: the node view's first block has no input layer.
-            GroverConfig::tiny(1).with_hidden_size(6).with_num_attn_head(3),
+            GroverConfig::tiny(1)
+                .with_hidden_size(6)
+                .with_num_attn_head(3),
         ] {
-            assert_eq!(config.init(&dev, 0).num_params(), config.param_count(), "{config:?}");
+            assert_eq!(
+                config.init(&dev, 0).num_params(),
+                config.param_count(),
+                "{config:?}"
+            );
         }
     }
 
@@ -828,14 +949,32 @@ mod tests {
         let d = device().autodiff();
         let mut model = GroverConfig::tiny(2).with_dropout(0.1).init(&d, 1);
         let mut sketches = sketches();
-        sketches.extend([MoleculeSketch::ring(5), MoleculeSketch::chain(7), MoleculeSketch::ring(3)]);
+        sketches.extend([
+            MoleculeSketch::ring(5),
+            MoleculeSketch::chain(7),
+            MoleculeSketch::ring(3),
+        ]);
         let input = pack(&featurize_all(&sketches, 6, 3, 3), 6, 3, &d);
-        let targets = matrix(vec![1., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 1., 1., 0.], 7, &d);
-        let mask = matrix(vec![1., 1., 1., 0., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1.], 7, &d);
+        let targets = matrix(
+            vec![1., 0., 0., 1., 1., 1., 0., 0., 1., 1., 0., 1., 1., 0.],
+            7,
+            &d,
+        );
+        let mask = matrix(
+            vec![1., 1., 1., 0., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1.],
+            7,
+            &d,
+        );
         let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let eval_loss = |m: &Grover| {
-            scalar(m.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Eval))
+            scalar(m.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                TaskType::Classification,
+                ForwardMode::Eval,
+            ))
         };
         let before = eval_loss(&model);
         // A net this small follows a trajectory that rounding changes (the
@@ -843,7 +982,13 @@ mod tests {
         // 60 steps ended at 0.89 against 0.75): 120 steps keep the check
         // well clear of the threshold.
         for _ in 0..120 {
-            let loss = model.loss(&input, targets.clone(), mask.clone(), TaskType::Classification, ForwardMode::Train(&mut rng));
+            let loss = model.loss(
+                &input,
+                targets.clone(),
+                mask.clone(),
+                TaskType::Classification,
+                ForwardMode::Train(&mut rng),
+            );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(1e-2, model, grads);
         }
@@ -864,11 +1009,26 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let mut times = Vec::new();
             for _ in 0..6 {
-                let mode = if training { ForwardMode::Train(&mut rng) } else { ForwardMode::Eval };
+                let mode = if training {
+                    ForwardMode::Train(&mut rng)
+                } else {
+                    ForwardMode::Eval
+                };
                 let start = Instant::now();
-                let loss = model.loss(&input, targets.clone(), targets.clone(), TaskType::Classification, mode);
+                let loss = model.loss(
+                    &input,
+                    targets.clone(),
+                    targets.clone(),
+                    TaskType::Classification,
+                    mode,
+                );
                 let grads = loss.backward();
-                let _ = model.head_atom_from_atom.layers[0].weight.val().grad(&grads).unwrap().into_data();
+                let _ = model.head_atom_from_atom.layers[0]
+                    .weight
+                    .val()
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data();
                 times.push(start.elapsed().as_secs_f64());
             }
             println!(

@@ -95,7 +95,12 @@ pub struct Labelled<I> {
     pub mask: Tensor<2>,
 }
 
-fn labels(targets: &[f32], mask: &[f32], n_tasks: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+fn labels(
+    targets: &[f32],
+    mask: &[f32],
+    n_tasks: usize,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
     let b = targets.len() / n_tasks.max(1);
     (
         Tensor::from_data(TensorData::new(targets.to_vec(), [b, n_tasks]), device),
@@ -119,7 +124,11 @@ impl PropertyModel for Compt {
             device,
         );
         let (targets, mask) = labels(&batch.targets, &batch.target_mask, batch.n_tasks, device);
-        Ok(Labelled { input, targets, mask })
+        Ok(Labelled {
+            input,
+            targets,
+            mask,
+        })
     }
 
     fn loss(&self, input: &Self::Input, task: TaskType, _step_seed: u64) -> Tensor<1> {
@@ -128,7 +137,9 @@ impl PropertyModel for Compt {
             TaskType::Classification => {
                 loss::masked_bce_with_logits(out, input.targets.clone(), input.mask.clone())
             }
-            TaskType::Regression => loss::masked_rmse(out, input.targets.clone(), input.mask.clone()),
+            TaskType::Regression => {
+                loss::masked_rmse(out, input.targets.clone(), input.mask.clone())
+            }
         }
     }
 
@@ -159,7 +170,11 @@ fn graph_input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Labelled<
     )
     .map_err(|e| anyhow::anyhow!("packing molecules {:?}: {e}", batch.molecules))?;
     let (targets, mask) = labels(&batch.targets, &batch.target_mask, batch.n_tasks, device);
-    Ok(Labelled { input, targets, mask })
+    Ok(Labelled {
+        input,
+        targets,
+        mask,
+    })
 }
 
 /// GROVER and D-MPNN share a packed input and the same loss/predict entry

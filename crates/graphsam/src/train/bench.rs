@@ -43,7 +43,11 @@ impl OptimizerCost {
     /// Achieved matrix-product GFLOP/s over the timed steps.
     pub fn gflops_per_second(&self) -> f64 {
         let total: f64 = self.seconds.iter().sum();
-        if total > 0.0 { self.flops / total / 1e9 } else { 0.0 }
+        if total > 0.0 {
+            self.flops / total / 1e9
+        } else {
+            0.0
+        }
     }
 }
 
@@ -217,9 +221,12 @@ pub fn step_phases<M: PropertyModel>(
         phases.loss_read = loss_read.get();
         phases.backward = backward.get();
         phases.gradient_collection = collection.get();
-        phases.update =
-            (step - phases.forward - phases.loss_read - phases.backward - phases.gradient_collection)
-                .max(0.0);
+        phases.update = (step
+            - phases.forward
+            - phases.loss_read
+            - phases.backward
+            - phases.gradient_collection)
+            .max(0.0);
         if repeat > 0 {
             samples.push(phases);
         }
@@ -325,14 +332,18 @@ pub fn cpu_peak_from(cpuinfo: &str, threads: usize, clock_ghz: Option<f64>) -> O
     };
     let flags = field("flags")?;
     let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
-    let reported: Option<f64> = field("cpu MHz").and_then(|m| m.parse().ok()).map(|m: f64| m / 1e3);
+    let reported: Option<f64> = field("cpu MHz")
+        .and_then(|m| m.parse().ok())
+        .map(|m: f64| m / 1e3);
     let (ghz, clock_source) = match (clock_ghz, reported) {
         (Some(measured), _) => (measured, "measured"),
         (None, Some(reported)) => (reported, "from /proc/cpuinfo"),
         (None, None) => return None,
     };
     let vendor = field("vendor_id").unwrap_or_default();
-    let family: u32 = field("cpu family").and_then(|f| f.parse().ok()).unwrap_or(0);
+    let family: u32 = field("cpu family")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
     let model_name = field("model name").unwrap_or_else(|| "unknown CPU".into());
     if !has("sse2") {
         return None;
@@ -426,15 +437,27 @@ mod tests {
     fn peak_is_cores_times_lanes_times_fma_units_times_clock() {
         let intel = cpuinfo("GenuineIntel", 6, "avx avx2 fma avx512f", 2000.0);
         let peak = cpu_peak_from(&intel, 2, None).unwrap();
-        assert!((peak.gflops - 2.0 * 16.0 * 2.0 * 2.0 * 2.0).abs() < 1e-9, "{peak:?}");
-        assert!(peak.derivation.contains("from /proc/cpuinfo"), "{}", peak.derivation);
+        assert!(
+            (peak.gflops - 2.0 * 16.0 * 2.0 * 2.0 * 2.0).abs() < 1e-9,
+            "{peak:?}"
+        );
+        assert!(
+            peak.derivation.contains("from /proc/cpuinfo"),
+            "{}",
+            peak.derivation
+        );
         // Zen 4 splits 512-bit work over 256-bit units; a measured clock wins.
         let zen4 = cpuinfo("AuthenticAMD", 25, "avx avx2 fma avx512f", 2596.15);
         let peak = cpu_peak_from(&zen4, 2, Some(3.65)).unwrap();
-        assert!((peak.gflops - 2.0 * 8.0 * 4.0 * 3.65).abs() < 1e-9, "{peak:?}");
+        assert!(
+            (peak.gflops - 2.0 * 8.0 * 4.0 * 3.65).abs() < 1e-9,
+            "{peak:?}"
+        );
         assert!(peak.derivation.contains("Zen 4") && peak.derivation.contains("measured"));
         let avx2 = cpuinfo("AuthenticAMD", 23, "avx avx2 fma", 3000.0);
-        assert!((cpu_peak_from(&avx2, 4, None).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9);
+        assert!(
+            (cpu_peak_from(&avx2, 4, None).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9
+        );
     }
 
     #[test]

@@ -109,17 +109,29 @@ impl Checkpoint {
         let mut rest = &bytes[MAGIC.len()..];
         let mut parts = Vec::with_capacity(3);
         for name in ["trainer state", "model weights", "optimizer state"] {
-            ensure!(rest.len() >= 8, "{} is truncated before its {name}", path.display());
+            ensure!(
+                rest.len() >= 8,
+                "{} is truncated before its {name}",
+                path.display()
+            );
             let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
             rest = &rest[8..];
-            ensure!(rest.len() >= len, "{} is truncated in its {name}", path.display());
+            ensure!(
+                rest.len() >= len,
+                "{} is truncated in its {name}",
+                path.display()
+            );
             parts.push(rest[..len].to_vec());
             rest = &rest[len..];
         }
         let optimizer = parts.pop().expect("three parts");
         let model = parts.pop().expect("three parts");
         let trainer_state = parts.pop().expect("three parts");
-        Ok(Checkpoint { trainer_state, model, optimizer })
+        Ok(Checkpoint {
+            trainer_state,
+            model,
+            optimizer,
+        })
     }
 }
 

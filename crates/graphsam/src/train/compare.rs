@@ -405,7 +405,10 @@ fn paired(
         })
         .collect();
     let metric = matched.first()?.0.metric;
-    let values: Vec<(f64, f64)> = matched.iter().map(|(x, y)| (x.test.value, y.test.value)).collect();
+    let values: Vec<(f64, f64)> = matched
+        .iter()
+        .map(|(x, y)| (x.test.value, y.test.value))
+        .collect();
     let difference = PairedDifference::of(&values, metric.higher_is_better())?;
     let seconds = |pick: fn(&(&RunSummary, &RunSummary)) -> f64| mean(matched.iter().map(pick));
     let base_seconds = seconds(|p| p.1.seconds_per_epoch);
@@ -555,9 +558,9 @@ impl Comparison {
         ])?;
         for p in &self.pairs {
             let d = &p.difference;
-            let (lo, hi) = d
-                .ci95
-                .map_or((String::new(), String::new()), |(l, h)| (l.to_string(), h.to_string()));
+            let (lo, hi) = d.ci95.map_or((String::new(), String::new()), |(l, h)| {
+                (l.to_string(), h.to_string())
+            });
             w.write_record([
                 p.dataset.clone(),
                 p.optimizer.clone(),
@@ -684,9 +687,16 @@ impl Comparison {
         });
         let (y0, y1) = padded(ends, false);
         let metric = pairs[0].metric.as_str();
-        let arrow = if pairs[0].higher_is_better { "higher is better" } else { "lower is better" };
+        let arrow = if pairs[0].higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        };
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{dataset}: paired Δ test {metric}"), ("sans-serif", 16))
+            .caption(
+                format!("{dataset}: paired Δ test {metric}"),
+                ("sans-serif", 16),
+            )
             .margin(14)
             .x_label_area_size(34)
             .y_label_area_size(58)
@@ -726,11 +736,18 @@ impl Comparison {
                     vec![(x - cap, hi), (x + cap, hi)],
                 ];
                 chart
-                    .draw_series(bar.into_iter().map(|p| PathElement::new(p, colour.stroke_width(2))))
+                    .draw_series(
+                        bar.into_iter()
+                            .map(|p| PathElement::new(p, colour.stroke_width(2))),
+                    )
                     .map_err(plot_err)?;
             }
             chart
-                .draw_series(std::iter::once(Circle::new((x, d.mean), 5, colour.filled())))
+                .draw_series(std::iter::once(Circle::new(
+                    (x, d.mean),
+                    5,
+                    colour.filled(),
+                )))
                 .map_err(plot_err)?;
         }
         Ok(())
@@ -887,19 +904,37 @@ mod tests {
         let gv = &c.pairs[2].difference;
         assert_eq!((gv.wins, gv.losses), (1, 1));
         let md = c.markdown();
-        assert!(md.contains("| esol | sam − adam | rmse ↓ | -0.0967 * |"), "{md}");
+        assert!(
+            md.contains("| esol | sam − adam | rmse ↓ | -0.0967 * |"),
+            "{md}"
+        );
         assert!(md.contains("| 3 / 0 / 0 | 2.00 | 3/3 |"), "{md}");
         let csv = c.paired_csv().unwrap();
         assert_eq!(csv.lines().count(), 4, "{csv}");
-        assert!(csv.lines().nth(2).unwrap().starts_with("esol,graphsam,adam,rmse,"), "{csv}");
+        assert!(
+            csv.lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("esol,graphsam,adam,rmse,"),
+            "{csv}"
+        );
 
         // A single seed has a mean but no interval, and says so.
-        let one = compare(&s[..1].iter().chain(&s[3..4]).cloned().collect::<Vec<_>>(), None);
+        let one = compare(
+            &s[..1].iter().chain(&s[3..4]).cloned().collect::<Vec<_>>(),
+            None,
+        );
         assert_eq!(one.pairs[0].difference.ci95, None);
         let md = one.markdown();
         assert!(md.contains("no interval (1 seed)"), "{md}");
         let csv = one.paired_csv().unwrap();
-        assert!(csv.lines().nth(1).unwrap().contains(",-0.09999999999999998,,,1,0,0,"), "{csv}");
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .contains(",-0.09999999999999998,,,1,0,0,"),
+            "{csv}"
+        );
 
         // Cells on different fixed splits are not pairs.
         let mut other = s[3].clone();

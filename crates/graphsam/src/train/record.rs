@@ -136,7 +136,11 @@ pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &s
             .collect();
         let metric: Vec<(f64, f64)> = history
             .iter()
-            .filter_map(|r| r.valid_metric.filter(|m| m.is_finite()).map(|m| (r.epoch as f64, m)))
+            .filter_map(|r| {
+                r.valid_metric
+                    .filter(|m| m.is_finite())
+                    .map(|m| (r.epoch as f64, m))
+            })
             .collect();
         for (area, series, title, colour) in [
             (&left, &loss, "train loss".to_string(), BLUE),
@@ -204,14 +208,23 @@ mod tests {
     #[test]
     fn epoch_history_round_trips_through_jsonl_and_csv() {
         let dir = tempfile::tempdir().unwrap();
-        let history = vec![record(0, 0.7, Some(0.6)), record(1, 0.5, Some(0.8)), record(2, 0.4, None)];
+        let history = vec![
+            record(0, 0.7, Some(0.6)),
+            record(1, 0.5, Some(0.8)),
+            record(2, 0.4, None),
+        ];
         write_epoch_history(dir.path(), &history).unwrap();
         let back = read_epoch_history(dir.path()).unwrap();
         assert_eq!(back.len(), 3);
         assert_eq!(back, history);
         let csv = fs::read_to_string(dir.path().join(files::METRICS_CSV)).unwrap();
         let mut lines = csv.lines();
-        assert!(lines.next().unwrap().starts_with("epoch,train_loss,valid_metric,learning_rate,rho"));
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("epoch,train_loss,valid_metric,learning_rate,rho")
+        );
         assert_eq!(lines.clone().count(), 3);
         // A missing metric is an empty CSV cell, not a made-up number.
         assert!(lines.last().unwrap().starts_with("2,0.4,,"));

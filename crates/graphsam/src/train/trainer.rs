@@ -117,7 +117,10 @@ pub fn fit<M: PropertyModel>(
         bail!("the training split of {} is empty", dataset.name);
     }
     if split.valid.is_empty() {
-        bail!("the validation split of {} is empty: nothing to select the best epoch on", dataset.name);
+        bail!(
+            "the validation split of {} is empty: nothing to select the best epoch on",
+            dataset.name
+        );
     }
     if settings.batch_size == 0 {
         bail!("batch size must be at least 1");
@@ -161,7 +164,9 @@ pub fn fit<M: PropertyModel>(
         optimizer
             .load_state(&ckpt.optimizer, &model)
             .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
-        let best_path = out_dir.expect("checkpoint implies folder").join(files::BEST_MODEL);
+        let best_path = out_dir
+            .expect("checkpoint implies folder")
+            .join(files::BEST_MODEL);
         best_model = super::checkpoint::load_model(best_model, &best_path)?;
         state = saved;
         observer.resumed(state.epochs_done);
@@ -177,7 +182,12 @@ pub fn fit<M: PropertyModel>(
         let epoch = state.epochs_done;
         optimizer.start_epoch(epoch as u64);
         let passes_before = optimizer.counters();
-        let order = shuffled_batches(&split.train, settings.batch_size, settings.seed, epoch as u64);
+        let order = shuffled_batches(
+            &split.train,
+            settings.batch_size,
+            settings.seed,
+            epoch as u64,
+        );
         observer.epoch_started(epoch, order.len(), split.train.len());
         let started = Instant::now();
         let mut loss_sum = 0f64;
@@ -186,7 +196,8 @@ pub fn fit<M: PropertyModel>(
             let batch = M::Batch::assemble(dataset, molecules, scaler)?;
             let input = M::input(&batch, device)?;
             lr = schedule.lr_at(optimizer.global_step());
-            let step_seed = settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
+            let step_seed =
+                settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
             let (next, report) = optimizer
                 .step(lr, model, |m: &M| {
                     let loss = m.loss(&input, task, step_seed);
@@ -205,13 +216,26 @@ pub fn fit<M: PropertyModel>(
         let train_seconds = started.elapsed().as_secs_f64();
 
         let valid_started = Instant::now();
-        let valid = evaluate_split(&model.valid(), dataset, &split.valid, scaler, settings.metric, &plain_device)
-            .ok()
-            .map(|s| s.value);
+        let valid = evaluate_split(
+            &model.valid(),
+            dataset,
+            &split.valid,
+            scaler,
+            settings.metric,
+            &plain_device,
+        )
+        .ok()
+        .map(|s| s.value);
         let valid_seconds = valid_started.elapsed().as_secs_f64();
 
         let improved = match (valid, state.best_valid) {
-            (Some(v), Some(best)) => if higher_is_better { v > best } else { v < best },
+            (Some(v), Some(best)) => {
+                if higher_is_better {
+                    v > best
+                } else {
+                    v < best
+                }
+            }
             (Some(_), None) => true,
             (None, _) => state.history.is_empty(),
         };
@@ -245,7 +269,11 @@ pub fn fit<M: PropertyModel>(
 
         if let Some(dir) = out_dir {
             write_epoch_history(dir, &state.history)?;
-            plot_learning_curve(&dir.join(files::CURVE_SVG), &state.history, settings.metric.name())?;
+            plot_learning_curve(
+                &dir.join(files::CURVE_SVG),
+                &state.history,
+                settings.metric.name(),
+            )?;
             Checkpoint {
                 // MessagePack keeps every f64 bit-exact (JSON text may not),
                 // so best-epoch decisions after a resume match an uninterrupted run.
@@ -258,10 +286,16 @@ pub fn fit<M: PropertyModel>(
             .write(checkpoint_path.as_ref().expect("folder given"))?;
         }
         if observer.should_stop() && state.epochs_done < settings.epochs {
-            return Err(Interrupted { epochs_done: state.epochs_done }.into());
+            return Err(Interrupted {
+                epochs_done: state.epochs_done,
+            }
+            .into());
         }
     }
-    if settings.patience > 0 && state.epochs_without_improvement >= settings.patience && state.epochs_done < settings.epochs {
+    if settings.patience > 0
+        && state.epochs_without_improvement >= settings.patience
+        && state.epochs_done < settings.epochs
+    {
         stopped_early = true;
     }
     Ok(TrainOutcome {

@@ -260,7 +260,12 @@ impl AtomLayout {
             .map(|i| i as i64)
             .collect();
         let counts = (0..batch)
-            .map(|j| values[j * atoms..(j + 1) * atoms].iter().filter(|v| **v > 0.5).count())
+            .map(|j| {
+                values[j * atoms..(j + 1) * atoms]
+                    .iter()
+                    .filter(|v| **v > 0.5)
+                    .count()
+            })
             .collect();
         let mut layout = Self::from_real_rows(real, batch, atoms, &mask.device(), counts);
         layout.prefix = (0..batch).all(|j| {

@@ -386,9 +386,10 @@ impl EncoderLayer {
             .attention
             .forward_packed(normed.clone(), edge_embed, pair, layout);
         let h1 = normed.clone() + self.norm.forward(attended);
-        let fed = self
-            .norm
-            .forward(mish(super::fused::apply_linear(&self.feed_forward, h1.clone())));
+        let fed = self.norm.forward(mish(super::fused::apply_linear(
+            &self.feed_forward,
+            h1.clone(),
+        )));
         normed + h1 + fed
     }
 }
@@ -454,14 +455,13 @@ impl Compt {
         let scale = (self.d_model as f64).sqrt();
         let real = layout.real_atoms;
         let positions = layout.unpad_int(input.positions.clone()).reshape([1, real]);
-        let mut hidden = super::fused::apply_linear(
-            &self.node_embed,
-            layout.unpad(input.node_features.clone()),
-        ) * scale
-            + self
-                .position_embed
-                .forward(positions)
-                .reshape([real, self.d_model]);
+        let mut hidden =
+            super::fused::apply_linear(&self.node_embed, layout.unpad(input.node_features.clone()))
+                * scale
+                + self
+                    .position_embed
+                    .forward(positions)
+                    .reshape([real, self.d_model]);
         for layer in &self.layers {
             hidden = layer.forward(hidden, &self.edge_embed, &pair, layout);
         }
@@ -472,9 +472,11 @@ impl Compt {
     pub fn predict(&self, molecules: Tensor<2>) -> Tensor<2> {
         let mut x = molecules;
         for block in &self.head {
-            x = block
-                .dropout
-                .forward(block.norm.forward(mish(super::fused::apply_linear(&block.linear, x))));
+            x = block.dropout.forward(
+                block
+                    .norm
+                    .forward(mish(super::fused::apply_linear(&block.linear, x))),
+            );
         }
         super::fused::apply_linear(&self.output, x)
     }

@@ -136,9 +136,10 @@ impl GruReadout {
             .narrow(0, 1, 1)
             .reshape([plan.real_atoms, d_model])
             .select(0, plan.reverse_alignment.clone());
-        let merged = mish(
-            fused::apply_linear(&self.merge, Tensor::cat(vec![forward_out, reverse_out], 1)),
-        ); // (N, d)
+        let merged = mish(fused::apply_linear(
+            &self.merge,
+            Tensor::cat(vec![forward_out, reverse_out], 1),
+        )); // (N, d)
         plan.averaging.clone().cast(dtype).matmul(merged)
     }
 }
@@ -366,7 +367,12 @@ mod tests {
             &plan,
             d,
         );
-        assert_close("states", &host(fused_out.clone()), &host(composite_out.clone()), 1e-5);
+        assert_close(
+            "states",
+            &host(fused_out.clone()),
+            &host(composite_out.clone()),
+            1e-5,
+        );
 
         let fused_grads = (fused_out * probe.clone()).sum().backward();
         let composite_grads = (composite_out * probe).sum().backward();

@@ -498,7 +498,11 @@ fn gradients_match_finite_differences() {
             pair_by_row: input.pair_by_row.clone().without_autodiff(),
             atom_counts: input.atom_counts.clone(),
             layout: AtomLayout::from_counts(&input.atom_counts, input.dims().1, &plain_device),
-            readout_plan: ReadoutPlan::from_counts(&input.atom_counts, input.dims().1, &plain_device),
+            readout_plan: ReadoutPlan::from_counts(
+                &input.atom_counts,
+                input.dims().1,
+                &plain_device,
+            ),
         };
         let weights_plain = weights.clone().without_autodiff();
         let eval = |m: Compt| to_vec((m.forward(&input_plain) * weights_plain.clone()).sum())[0];
@@ -650,7 +654,12 @@ fn from_host_rejects_buffers_of_the_wrong_size() {
 fn fused_message_attention_matches_the_padded_composite() {
     let device = Device::flex().autodiff();
     device.seed(9);
-    let mols = [molecule(7, 31), molecule(3, 32), molecule(11, 33), molecule(1, 34)];
+    let mols = [
+        molecule(7, 31),
+        molecule(3, 32),
+        molecule(11, 33),
+        molecule(1, 34),
+    ];
     let refs: Vec<&Molecule> = mols.iter().collect();
     let input = batch(&refs, 12, &device);
     for kernel in [DistanceKernel::Exp, DistanceKernel::Softmax] {
@@ -668,16 +677,22 @@ fn fused_message_attention_matches_the_padded_composite() {
             &device,
         );
         let pair = model.pair_context(&input);
-        let fused = attention.forward_packed(nodes.clone(), &model.edge_embed, &pair, &input.layout);
+        let fused =
+            attention.forward_packed(nodes.clone(), &model.edge_embed, &pair, &input.layout);
         let padded =
             attention.forward_packed_padded(nodes.clone(), &model.edge_embed, &pair, &input.layout);
         let err = max_relative_error(&to_vec(fused.clone()), &to_vec(padded.clone()));
         assert!(err < 1e-5, "{kernel:?}: node updates differ by {err}");
         let fused_grads = (fused * probe.clone()).sum().backward();
         let padded_grads = (padded * probe).sum().backward();
-        let grad = |t: Tensor<2>, g: &burn::tensor::Gradients| -> Vec<f64> { to_vec(t.grad(g).unwrap()) };
+        let grad =
+            |t: Tensor<2>, g: &burn::tensor::Gradients| -> Vec<f64> { to_vec(t.grad(g).unwrap()) };
         for (name, got, want) in [
-            ("nodes", grad(nodes.clone(), &fused_grads), grad(nodes.clone(), &padded_grads)),
+            (
+                "nodes",
+                grad(nodes.clone(), &fused_grads),
+                grad(nodes.clone(), &padded_grads),
+            ),
             (
                 "W_q",
                 grad(attention.query.weight.val(), &fused_grads),
@@ -705,8 +720,14 @@ fn fused_message_attention_matches_the_padded_composite() {
             ),
         ] {
             let err = max_relative_error(&got, &want);
-            assert!(err < 1e-4, "{kernel:?}: gradient of {name} differs by {err}");
-            assert!(want.iter().any(|v| *v != 0.0), "{kernel:?}: {name} has no gradient");
+            assert!(
+                err < 1e-4,
+                "{kernel:?}: gradient of {name} differs by {err}"
+            );
+            assert!(
+                want.iter().any(|v| *v != 0.0),
+                "{kernel:?}: {name} has no gradient"
+            );
         }
     }
 }
@@ -826,13 +847,18 @@ fn profile_compt_parts() {
     let encoded = model.encode(&input).detach().require_grad();
     time("readout forward", &|| {
         let t = Instant::now();
-        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone());
+        let out = model
+            .readout
+            .forward(encoded.clone(), input.atom_mask.clone());
         let _ = to_vec(out.sum());
         t.elapsed().as_secs_f64()
     });
     time("readout fwd+bwd", &|| {
         let t = Instant::now();
-        let out = model.readout.forward(encoded.clone(), input.atom_mask.clone()).sum();
+        let out = model
+            .readout
+            .forward(encoded.clone(), input.atom_mask.clone())
+            .sum();
         let g = out.backward();
         drop(g);
         t.elapsed().as_secs_f64()
@@ -849,13 +875,18 @@ fn profile_compt_parts() {
     });
     time("one layer fwd+bwd", &|| {
         let t = Instant::now();
-        let out = layer.forward(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        let out = layer
+            .forward(hidden.clone(), &model.edge_embed, &pair, &layout)
+            .sum();
         drop(out.backward());
         t.elapsed().as_secs_f64()
     });
     time("attention fwd+bwd", &|| {
         let t = Instant::now();
-        let out = layer.attention.forward_packed(hidden.clone(), &model.edge_embed, &pair, &layout).sum();
+        let out = layer
+            .attention
+            .forward_packed(hidden.clone(), &model.edge_embed, &pair, &layout)
+            .sum();
         drop(out.backward());
         t.elapsed().as_secs_f64()
     });
@@ -883,25 +914,48 @@ fn profile_matmul() {
         }
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let flops = 2.0 * (m * k * n) as f64;
-        eprintln!("{name:<40} {:8.3} ms  {:6.1} GFLOP/s", v[10] * 1e3, flops / v[10] / 1e9);
+        eprintln!(
+            "{name:<40} {:8.3} ms  {:6.1} GFLOP/s",
+            v[10] * 1e3,
+            flops / v[10] / 1e9
+        );
     };
     let a = Tensor::<2>::random([823, 256], burn::tensor::Distribution::Default, &device);
     let w = Tensor::<2>::random([256, 256], burn::tensor::Distribution::Default, &device);
     let w3 = Tensor::<2>::random([256, 768], burn::tensor::Distribution::Default, &device);
-    bench("823x256 @ 256x256", 823, 256, 256, &|| a.clone().matmul(w.clone()));
-    bench("823x256 @ 256x768", 823, 256, 768, &|| a.clone().matmul(w3.clone()));
-    bench("(823x256)^T @ 823x256 (weight grad)", 256, 823, 256, &|| a.clone().transpose().matmul(a.clone()));
-    bench("823x256 @ (256x256)^T (input grad)", 823, 256, 256, &|| a.clone().matmul(w.clone().transpose()));
+    bench("823x256 @ 256x256", 823, 256, 256, &|| {
+        a.clone().matmul(w.clone())
+    });
+    bench("823x256 @ 256x768", 823, 256, 768, &|| {
+        a.clone().matmul(w3.clone())
+    });
+    bench(
+        "(823x256)^T @ 823x256 (weight grad)",
+        256,
+        823,
+        256,
+        &|| a.clone().transpose().matmul(a.clone()),
+    );
+    bench("823x256 @ (256x256)^T (input grad)", 823, 256, 256, &|| {
+        a.clone().matmul(w.clone().transpose())
+    });
     let h = Tensor::<2>::random([32, 256], burn::tensor::Distribution::Default, &device);
-    bench("32x256 @ 256x768 (gru step)", 32, 256, 768, &|| h.clone().matmul(w3.clone()));
+    bench("32x256 @ 256x768 (gru step)", 32, 256, 768, &|| {
+        h.clone().matmul(w3.clone())
+    });
     let big = Tensor::<2>::random([2048, 2048], burn::tensor::Distribution::Default, &device);
-    bench("2048^3", 2048, 2048, 2048, &|| big.clone().matmul(big.clone()));
+    bench("2048^3", 2048, 2048, 2048, &|| {
+        big.clone().matmul(big.clone())
+    });
     let x = Tensor::<2>::random([823, 768], burn::tensor::Distribution::Default, &device);
     let t = Instant::now();
     for _ in 0..100 {
         let _ = (x.clone().exp() + 1.0).recip();
     }
-    eprintln!("exp+add+recip on 823x768: {:.3} ms", t.elapsed().as_secs_f64() * 10.0);
+    eprintln!(
+        "exp+add+recip on 823x768: {:.3} ms",
+        t.elapsed().as_secs_f64() * 10.0
+    );
     let t = Instant::now();
     for _ in 0..100 {
         let _ = x.clone() * x.clone();
@@ -945,7 +999,11 @@ fn profile_pieces() {
         }
         fw.sort_by(|a, b| a.partial_cmp(b).unwrap());
         all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        eprintln!("{name:<34} fwd {:7.2} ms  fwd+bwd {:7.2} ms", fw[4] * 1e3, all[4] * 1e3);
+        eprintln!(
+            "{name:<34} fwd {:7.2} ms  fwd+bwd {:7.2} ms",
+            fw[4] * 1e3,
+            all[4] * 1e3
+        );
     };
     let run = |out: Tensor<2>, bwd: bool| {
         if bwd {
@@ -966,7 +1024,11 @@ fn profile_pieces() {
             drop(out);
         }
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        eprintln!("plain flex matmul {n}x{d}x{d}: median {:.3} ms min {:.3} ms", v[25] * 1e3, v[0] * 1e3);
+        eprintln!(
+            "plain flex matmul {n}x{d}x{d}: median {:.3} ms min {:.3} ms",
+            v[25] * 1e3,
+            v[0] * 1e3
+        );
         let mut v = vec![];
         for _ in 0..50 {
             let t = Instant::now();
@@ -976,17 +1038,32 @@ fn profile_pieces() {
         }
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         eprintln!("plain flex matmul+add: median {:.3} ms", v[25] * 1e3);
-
     }
     let layer = &model.layers[0];
     let pair = model.pair_context(&input);
     time("norm", &|b| run(layer.norm.forward(x.clone()), b));
-    time("attention", &|b| run(layer.attention.forward_packed(x.clone(), &model.edge_embed, &pair, &input.layout), b));
-    time("linear d->d", &|b| run(layer.feed_forward.forward(x.clone()), b));
+    time("attention", &|b| {
+        run(
+            layer
+                .attention
+                .forward_packed(x.clone(), &model.edge_embed, &pair, &input.layout),
+            b,
+        )
+    });
+    time("linear d->d", &|b| {
+        run(layer.feed_forward.forward(x.clone()), b)
+    });
     time("mish", &|b| run(mish(x.clone()), b));
-    time("ffn (linear+mish)", &|b| run(mish(layer.feed_forward.forward(x.clone())), b));
+    time("ffn (linear+mish)", &|b| {
+        run(mish(layer.feed_forward.forward(x.clone())), b)
+    });
     time("add3", &|b| run(x.clone() + x.clone() * 2.0 + x.clone(), b));
-    time("whole layer", &|b| run(layer.forward(x.clone(), &model.edge_embed, &pair, &input.layout), b));
+    time("whole layer", &|b| {
+        run(
+            layer.forward(x.clone(), &model.edge_embed, &pair, &input.layout),
+            b,
+        )
+    });
     let att = &layer.attention;
     time("pair_query_map", &|b| {
         let (w, bias) = att.pair_query_map(&model.edge_embed);
@@ -996,23 +1073,62 @@ fn profile_pieces() {
         let (w, bias) = att.pair_query_map(&model.edge_embed);
         run(x.clone().matmul(w) + bias, b)
     });
-    time("kernel weights", &|b| run(att.kernel_weights(&pair).sum_dim(2).reshape([32, 48]), b));
-    let q = Tensor::<2>::random([n, 4 * 14], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("kernel weights", &|b| {
+        run(att.kernel_weights(&pair).sum_dim(2).reshape([32, 48]), b)
+    });
+    let q =
+        Tensor::<2>::random([n, 4 * 14], Distribution::Normal(0.0, 1.0), &device).require_grad();
     let w = att.kernel_weights(&pair).detach().require_grad();
     time("fused message attention", &|b| {
-        run(super::super::fused::message_attention(q.clone(), x.clone(), pair.features_by_row.clone(), w.clone(), &input.layout.counts, 4), b)
+        run(
+            super::super::fused::message_attention(
+                q.clone(),
+                x.clone(),
+                pair.features_by_row.clone(),
+                w.clone(),
+                &input.layout.counts,
+                4,
+            ),
+            b,
+        )
     });
-    let enc = Tensor::<3>::random([32, 48, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    time("readout total", &|b| run(model.readout.forward_planned(enc.clone(), &input.readout_plan), b));
+    let enc =
+        Tensor::<3>::random([32, 48, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("readout total", &|b| {
+        run(
+            model
+                .readout
+                .forward_planned(enc.clone(), &input.readout_plan),
+            b,
+        )
+    });
     let ro = &model.readout;
-    time("readout pooled mish+max", &|b| run(mish(enc.clone() + ro.init_bias.val().reshape([1, 1, d])).max_dim(1).reshape([32, d]), b));
-    let rows = Tensor::<3>::random([2, n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    time("gates_in matmul+bias", &|b| {
-        let iw = Tensor::stack::<3>(vec![ro.forward_input.weight.val(), ro.reverse_input.weight.val()], 0);
-        run((rows.clone().matmul(iw) + 1.0).sum_dim(2).reshape([2, n]), b)
+    time("readout pooled mish+max", &|b| {
+        run(
+            mish(enc.clone() + ro.init_bias.val().reshape([1, 1, d]))
+                .max_dim(1)
+                .reshape([32, d]),
+            b,
+        )
     });
-    let m2 = Tensor::<2>::random([n, 2 * d], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    time("merge linear+mish", &|b| run(mish(ro.merge.forward(m2.clone())), b));
-    let head_in = Tensor::<2>::random([32, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let rows =
+        Tensor::<3>::random([2, n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("gates_in matmul+bias", &|b| {
+        let iw = Tensor::stack::<3>(
+            vec![ro.forward_input.weight.val(), ro.reverse_input.weight.val()],
+            0,
+        );
+        run(
+            (rows.clone().matmul(iw) + 1.0).sum_dim(2).reshape([2, n]),
+            b,
+        )
+    });
+    let m2 =
+        Tensor::<2>::random([n, 2 * d], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    time("merge linear+mish", &|b| {
+        run(mish(ro.merge.forward(m2.clone())), b)
+    });
+    let head_in =
+        Tensor::<2>::random([32, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
     time("head", &|b| run(model.predict(head_in.clone()), b));
 }
