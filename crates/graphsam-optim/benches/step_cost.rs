@@ -117,12 +117,14 @@ fn main() {
     };
 
     let names = ["adam", "sam", "graphsam", "sam-k", "looksam"];
-    let mut runs: Vec<(
+    // Per optimizer: its state, its model, and the step times of each round.
+    type Run = (
         SharpnessOptimizer<Encoder>,
         Encoder,
         Vec<Duration>,
         Vec<Duration>,
-    )> = names
+    );
+    let mut runs: Vec<Run> = names
         .iter()
         .map(|n| {
             let opt = n

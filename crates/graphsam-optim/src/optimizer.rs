@@ -40,7 +40,9 @@ pub struct PassCounters {
 pub struct StepReport {
     /// Global step index of this step (0-based).
     pub step: u64,
-    /// The loss to log: at w if it was computed, else at w+ε.
+    /// The loss for a progress line: at w if it was computed, else at w+ε.
+    /// Curves that compare optimizers should use the two fields below, which
+    /// say where the loss was taken.
     pub loss: f32,
     /// The loss at w, if this step evaluated it.
     pub loss_at_weights: Option<f32>,
@@ -48,9 +50,10 @@ pub struct StepReport {
     pub loss_perturbed: Option<f32>,
     /// Forward+backward passes this step used.
     pub passes: u32,
-    /// GraphSAM: this step recomputed g_h exactly. SAM-k, LookSAM, AE-SAM,
-    /// RST: this step chose SAM (ε from the clean gradient).
-    pub anchor: bool,
+    /// ε came from the exact gradient at w, evaluated in this step (two
+    /// passes): every SAM step, GraphSAM's anchors (g_h recomputed), and the
+    /// steps where SAM-k, LookSAM, AE-SAM or RST chose SAM.
+    pub exact_perturbation: bool,
     /// The radius ρ in force (None for Adam).
     pub rho: Option<f64>,
     /// ‖ε‖, when a perturbation was applied.
@@ -273,7 +276,7 @@ impl<M: Module> SharpnessOptimizer<M> {
             loss_at_weights: None,
             loss_perturbed: None,
             passes: 0,
-            anchor: false,
+            exact_perturbation: false,
             rho: self.rho(),
             perturbation_norm: None,
             warnings: Vec::new(),
@@ -337,7 +340,7 @@ impl<M: Module> SharpnessOptimizer<M> {
                 Ok(Plan::plain(at_w.grad))
             }
             OptimizerConfig::Sam(c) => {
-                report.anchor = true;
+                report.exact_perturbation = true;
                 let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
                 let (g_s, _) =
                     self.sam_gradient(model, grad_fn, report, &at_w, c.rho, c.adaptive)?;
@@ -345,8 +348,8 @@ impl<M: Module> SharpnessOptimizer<M> {
             }
             OptimizerConfig::SamK(c) => {
                 let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
-                if step % c.k == 0 {
-                    report.anchor = true;
+                if step.is_multiple_of(c.k) {
+                    report.exact_perturbation = true;
                     let (g_s, _) =
                         self.sam_gradient(model, grad_fn, report, &at_w, c.rho, c.adaptive)?;
                     Ok(Plan::plain(g_s))
@@ -533,9 +536,9 @@ impl<M: Module> SharpnessOptimizer<M> {
             || self.g_s.is_none()
             || match c.anchor {
                 AnchorPolicy::Epoch => self.progress.step_in_epoch == 0,
-                AnchorPolicy::Steps { steps } => self.progress.global_step % steps == 0,
+                AnchorPolicy::Steps { steps } => self.progress.global_step.is_multiple_of(steps),
             };
-        report.anchor = anchor;
+        report.exact_perturbation = anchor;
 
         // g_h for this step; nothing is stored until the step succeeds.
         let mut clean = None;
@@ -660,8 +663,8 @@ impl<M: Module> SharpnessOptimizer<M> {
     {
         let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
         let g = &at_w.grad;
-        if self.progress.global_step % k == 0 {
-            report.anchor = true;
+        if self.progress.global_step.is_multiple_of(k) {
+            report.exact_perturbation = true;
             let (g_s, perturbed) = self.sam_gradient(model, grad_fn, report, &at_w, rho, false)?;
             // Without a perturbation (ρ = 0, zero direction) g_s = g, and
             // g − proj_g g is rounding noise that the steps between would
@@ -725,7 +728,7 @@ impl<M: Module> SharpnessOptimizer<M> {
         let c_t = ae_sam_threshold(c.lambda1, c.lambda2, p.global_step, total);
         // A sharp region: ‖g‖² unusually large for its recent distribution.
         let update = if sq >= mean + c_t * var.sqrt() {
-            report.anchor = true;
+            report.exact_perturbation = true;
             self.sam_gradient(model, grad_fn, report, &at_w, c.rho, false)?
                 .0
         } else {
@@ -756,7 +759,7 @@ impl<M: Module> SharpnessOptimizer<M> {
             .expect("checked by check_ready");
         let at_w = self.evaluate(model, grad_fn, EvalPoint::Weights, report)?;
         if rst_draw(c.seed, step) < p {
-            report.anchor = true;
+            report.exact_perturbation = true;
             let (g_s, _) = self.sam_gradient(model, grad_fn, report, &at_w, c.rho, false)?;
             Ok(Plan::plain(g_s))
         } else {

@@ -46,7 +46,8 @@ fn data_dir() -> tempfile::TempDir {
 /// Runs `graphsam compare` on the fixture with a tiny model and one epoch.
 fn compare(data: &Path, extra: &[&str]) -> Output {
     let cache = data.join("cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_graphsam"))
+
+    Command::new(env!("CARGO_BIN_EXE_graphsam"))
         .arg("compare")
         .args([
             "--datasets",
@@ -72,8 +73,7 @@ fn compare(data: &Path, extra: &[&str]) -> Output {
         .env("GRAPHSAM_CACHE_DIR", &cache)
         .env("RAYON_NUM_THREADS", "1")
         .output()
-        .unwrap();
-    output
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {

@@ -294,3 +294,27 @@ fn featurization_keeps_file_order() {
         expected.iter().map(|&i| i as f32).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_classification_task_with_one_class_is_refused_with_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    // Task `a` has both classes; task `b` only positives (and a missing label).
+    let csv = "smiles,a,b\nCCO,1,1\nCCN,0,\nc1ccccc1,1,1\n";
+    let data = load(&write_csv(&dir, "t.csv", csv), &two_task_spec()).unwrap();
+    let err = data.check_classes().unwrap_err();
+    assert!(
+        matches!(&err, DataError::SingleClassTask { column, positives: 2, negatives: 0, .. } if column == "b"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("`b` has 2 positive and 0 negative labels"),
+        "{err}"
+    );
+    // Both classes in every task: accepted.
+    let csv = "smiles,a,b\nCCO,1,1\nCCN,0,0\n";
+    load(&write_csv(&dir, "u.csv", csv), &two_task_spec())
+        .unwrap()
+        .check_classes()
+        .unwrap();
+}

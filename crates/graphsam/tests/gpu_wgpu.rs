@@ -125,8 +125,8 @@ fn compt_with_graphsam_on_wgpu_follows_the_cpu_trajectory() {
             c.step, c.loss, g.loss, c.perturbation_norm, g.perturbation_norm
         );
         assert_eq!(
-            (c.step, c.passes, c.anchor),
-            (g.step, g.passes, g.anchor),
+            (c.step, c.passes, c.exact_perturbation),
+            (g.step, g.passes, g.exact_perturbation),
             "same schedule of passes"
         );
         let (lc, lg) = (c.loss as f64, g.loss as f64);

@@ -53,7 +53,16 @@ fn first_and_last_loss<M: PropertyModel>(
     )
     .unwrap();
     let h = &outcome.history;
-    (h[0].train_loss, h[h.len() - 1].train_loss)
+    // Like with like: L(w) where every step has it, else L(w+ε) (GraphSAM
+    // evaluates L(w) at its anchor only).
+    let loss = |r: &graphsam::train::record::EpochRecord| {
+        if r.clean_loss_steps >= r.perturbed_loss_steps {
+            r.clean_loss.unwrap()
+        } else {
+            r.perturbed_loss.unwrap()
+        }
+    };
+    (loss(&h[0]), loss(&h[h.len() - 1]))
 }
 
 #[test]

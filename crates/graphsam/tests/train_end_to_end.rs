@@ -143,7 +143,14 @@ fn compt_graphsam_run_writes_a_complete_record() {
     let steps = summary.split_sizes[0].div_ceil(4) as u64;
     for r in &history {
         assert_eq!(r.forward_passes, steps + 1, "epoch {}", r.epoch);
-        assert!(r.train_loss.is_finite());
+        // L(w) only at the anchor, L(w+ε) at every step: recorded apart.
+        assert_eq!(
+            (r.clean_loss_steps, r.perturbed_loss_steps),
+            (1, steps),
+            "epoch {}",
+            r.epoch
+        );
+        assert!(r.clean_loss.unwrap().is_finite() && r.perturbed_loss.unwrap().is_finite());
     }
     // ρ follows StepLR with γ = 0.5: 0.05, 0.025, 0.0125.
     let rhos: Vec<f64> = history.iter().map(|r| r.rho).collect();
@@ -245,7 +252,12 @@ fn interrupted_run_resumes_bit_identically() {
         );
         assert_eq!(a.len(), 4);
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.train_loss, y.train_loss, "{optimizer} epoch {}", x.epoch);
+            assert_eq!(x.clean_loss, y.clean_loss, "{optimizer} epoch {}", x.epoch);
+            assert_eq!(
+                x.perturbed_loss, y.perturbed_loss,
+                "{optimizer} epoch {}",
+                x.epoch
+            );
             assert_eq!(
                 x.valid_metric, y.valid_metric,
                 "{optimizer} epoch {}",
@@ -256,4 +268,61 @@ fn interrupted_run_resumes_bit_identically() {
         assert_eq!(resumed.metric, Metric::Rmse);
         assert!(resumed.test.value.is_finite() && resumed.test.value > 0.0);
     }
+}
+
+/// Collects the trainer's warnings.
+#[derive(Default)]
+struct Warnings(Vec<String>);
+impl TrainObserver for Warnings {
+    fn warning(&mut self, message: &str) {
+        self.0.push(message.to_string());
+    }
+}
+
+#[test]
+fn a_validation_split_with_one_class_is_reported_and_training_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fixture(dir.path(), TaskType::Classification);
+    let (negatives, rest): (Vec<usize>, Vec<usize>) =
+        (0..dataset.len()).partition(|&i| dataset.targets_of(i)[0] == 0.0);
+    let split = graphsam::data::Split {
+        train: rest
+            .iter()
+            .copied()
+            .chain(negatives[3..].iter().copied())
+            .collect(),
+        valid: negatives[..3].to_vec(),
+        test: vec![],
+    };
+    let cfg = config(
+        ModelSpec::Dmpnn(DmpnnConfig::tiny(1).with_atom_dim(115).with_bond_dim(13)),
+        "adam",
+        TaskType::Classification,
+        2,
+    );
+    let model = DmpnnConfig::tiny(1)
+        .with_atom_dim(115)
+        .with_bond_dim(13)
+        .init(&graphsam::device::ComputeBackend::default_cpu().device(), 0);
+    let mut warnings = Warnings::default();
+    let outcome = graphsam::train::fit(
+        model,
+        &dataset,
+        &split,
+        None,
+        &cfg.train,
+        &device(),
+        None,
+        &mut warnings,
+    )
+    .unwrap();
+    assert_eq!(outcome.history.len(), 2, "both epochs ran");
+    assert!(outcome.history.iter().all(|r| r.valid_metric.is_none()));
+    assert_eq!(warnings.0.len(), 2, "{:?}", warnings.0);
+    assert!(
+        warnings.0[0].contains("validation split cannot be scored")
+            && warnings.0[0].contains("roc-auc is undefined"),
+        "{:?}",
+        warnings.0
+    );
 }

@@ -48,8 +48,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .iter()
         .map(|name| args.optimizer_flags.config(name))
         .collect::<Result<Vec<_>>>()?;
-    let dataset = args.data.load(&load_options(args.model.model, None))?;
-    let spec = model_spec(&args.model, &dataset)?;
+    let options = load_options(args.model.model, None);
+    let dataset = args.data.load(&options)?;
+    let spec = model_spec(&args.model, &dataset, options.atom_limit)?;
+    super::train::note_default_settings(&spec, &dataset.name);
     let device = args.device.training_device()?;
     let plain = device.clone().inner();
     let scaler = (dataset.task_type == TaskType::Regression)

@@ -248,7 +248,7 @@ fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Resu
         targets: dataset.task_names.clone(),
         task_type: dataset.task_type,
         atom_limit,
-        model: model_spec(&args.model, dataset)?,
+        model: model_spec(&args.model, dataset, atom_limit)?,
         split: args.training.split.clone(),
         split_sizes: args.training.split_sizes()?,
         split_seed: args.training.split_seed()?,

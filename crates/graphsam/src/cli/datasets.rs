@@ -15,8 +15,8 @@ pub fn run(_args: DatasetsArgs) -> Result<()> {
     let registry = Registry::moleculenet();
     let resolver = DatasetResolver::from_env();
     println!(
-        "{:<14} {:>5}  {:<14} {:<8} {:<10} {}",
-        "dataset", "tasks", "task type", "metric", "available", "location"
+        "{:<14} {:>5}  {:<14} {:<8} {:<10} location",
+        "dataset", "tasks", "task type", "metric", "available"
     );
     for entry in resolver.availability(&registry)? {
         let spec = &entry.spec;

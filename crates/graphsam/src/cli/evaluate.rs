@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
-use super::predict::{load_card, predict_with_card};
 use crate::data::{LoadOptions, Split, evaluate};
+use crate::train::inference::{load_card, predict_with_card};
 use crate::train::record::{files, read_json};
 
 /// Which molecules to score.

@@ -1,16 +1,14 @@
 //! `graphsam predict`: predictions of a trained model for a CSV of SMILES.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::device_args::DeviceArgs;
-use crate::data::TaskType;
-use crate::data::{DatasetSpec, LoadOptions, MoleculeDataset};
-use crate::train::checkpoint::load_model;
-use crate::train::record::{files, read_json};
-use crate::train::{ModelCard, predict_indices, probability};
+use crate::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
+use crate::train::inference::{load_card, predict_with_card};
+use crate::train::probability;
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]
@@ -29,35 +27,6 @@ pub struct PredictArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArgs,
-}
-
-/// A trained model's card and the dataset loaded with its feature set.
-pub fn load_card(dir: &Path) -> Result<ModelCard> {
-    let card_path = dir.join(files::MODEL_CARD);
-    if !card_path.exists() {
-        bail!(
-            "{} has no {} — pass the folder of one seed of a training run (e.g. runs/NAME/seed-0)",
-            dir.display(),
-            files::MODEL_CARD
-        );
-    }
-    read_json(&card_path)
-}
-
-/// Outputs of the model in `dir` for the molecules `indices`: log-odds
-/// (classification) or target units (regression).
-pub fn predict_with_card(
-    dir: &Path,
-    card: &ModelCard,
-    dataset: &MoleculeDataset,
-    indices: &[usize],
-    device: &burn::tensor::Device,
-) -> Result<Vec<f32>> {
-    let weights = dir.join(files::BEST_MODEL);
-    crate::with_model!(&card.model, device, 0, |model| {
-        let model = load_model(model, &weights)?;
-        predict_indices(&model, dataset, indices, card.scaler.as_ref(), device, 64)
-    })
 }
 
 /// Runs the command.

@@ -91,10 +91,16 @@ impl crate::train::TrainObserver for EpochProgress {
         let valid = r
             .valid_metric
             .map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        // Say where each loss was taken: L(w), L(w+ε), or both.
+        let loss = match (r.clean_loss, r.perturbed_loss) {
+            (Some(c), None) => format!("loss {c:.4}"),
+            (None, Some(p)) => format!("loss(w+ε) {p:.4}"),
+            (Some(c), Some(p)) => format!("loss {c:.4} (w+ε {p:.4})"),
+            (None, None) => "loss n/a".to_string(),
+        };
         eprintln!(
-            "epoch {:>3}  loss {:.4}  valid {} {}{}  lr {:.2e}  rho {:.4}  {:.1} s  {} passes",
+            "epoch {:>3}  {loss}  valid {} {}{}  lr {:.2e}  rho {:.4}  {:.1} s  {} passes",
             r.epoch,
-            r.train_loss,
             metric.name(),
             valid,
             if r.is_best { " *" } else { "  " },
@@ -109,7 +115,7 @@ impl crate::train::TrainObserver for EpochProgress {
         self.warnings += 1;
         // Repeated warnings (e.g. a skipped perturbation every step) would
         // drown the log: show the first few, then every hundredth.
-        if self.warnings <= 5 || self.warnings % 100 == 0 {
+        if self.warnings <= 5 || self.warnings.is_multiple_of(100) {
             eprintln!("warning ({} so far): {message}", self.warnings);
         }
     }

@@ -44,9 +44,28 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Builds the model spec for a dataset from the model flags.
-pub fn model_spec(args: &ModelArgs, dataset: &MoleculeDataset) -> Result<ModelSpec> {
-    args.spec(&dataset.name, dataset.n_tasks)
+/// Builds the model spec for a dataset from the model flags (CoMPT's
+/// position table sized for the atom limit the dataset was loaded with).
+pub fn model_spec(
+    args: &ModelArgs,
+    dataset: &MoleculeDataset,
+    atom_limit: Option<usize>,
+) -> Result<ModelSpec> {
+    args.spec(&dataset.name, dataset.n_tasks, atom_limit)
+}
+
+/// Says so when CoMPT falls back on BBBP's row of the paper's table for a
+/// dataset the table does not cover.
+pub fn note_default_settings(model: &ModelSpec, dataset: &str) {
+    if let ModelSpec::Compt(c) = model
+        && crate::model::compt::ComptConfig::paper_settings(dataset, c.n_tasks).is_none()
+    {
+        eprintln!(
+            "note: `{dataset}` is not in the paper's per-dataset table; CoMPT uses BBBP's settings \
+             ({} layers, {} heads, {:?} kernel, {:?}, d {}); change width and depth with --hidden/--layers",
+            c.layers, c.heads, c.kernel, c.norm, c.d_model
+        );
+    }
 }
 
 /// Load options for a backbone (CoMPT drops molecules of ≥ 100 atoms, as the reference).
@@ -76,7 +95,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ))
     });
     let device = args.device.training_device()?;
-    let model = model_spec(&args.model, &dataset)?;
+    let model = model_spec(&args.model, &dataset, options.atom_limit)?;
+    note_default_settings(&model, &dataset.name);
     let mut summaries: Vec<RunSummary> = Vec::new();
     for seed in 0..args.seeds {
         let config = RunConfig {

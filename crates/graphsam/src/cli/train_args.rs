@@ -391,13 +391,21 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// The backbone configuration for a dataset, with the overrides applied
-    /// and checked.
-    pub fn spec(&self, dataset: &str, n_tasks: usize) -> Result<ModelSpec> {
+    /// and checked. CoMPT's position table grows to hold molecules up to
+    /// `atom_limit` atoms when the limit exceeds its default size.
+    pub fn spec(
+        &self,
+        dataset: &str,
+        n_tasks: usize,
+        atom_limit: Option<usize>,
+    ) -> Result<ModelSpec> {
         let mut spec = self.model.default_spec(dataset, n_tasks);
         match &mut spec {
             ModelSpec::Compt(c) => {
                 c.d_model = self.hidden.unwrap_or(c.d_model);
                 c.layers = self.layers.unwrap_or(c.layers);
+                // Positions run 1..=atoms, and molecules have fewer than `atom_limit` atoms.
+                c.max_atoms = c.max_atoms.max(atom_limit.unwrap_or(0));
             }
             ModelSpec::Grover(c) => {
                 c.hidden_size = self.hidden.unwrap_or(c.hidden_size);
@@ -664,21 +672,29 @@ mod tests {
     #[test]
     fn width_and_depth_overrides_reach_every_backbone() {
         let ModelSpec::Compt(c) = model(ModelKind::Compt, Some(64), Some(2))
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap()
         else {
             panic!("not compt")
         };
-        assert_eq!((c.d_model, c.layers), (64, 2));
+        assert_eq!((c.d_model, c.layers, c.max_atoms), (64, 2, 101));
+        // An atom limit beyond the position table grows the table to hold it.
+        let ModelSpec::Compt(c) = model(ModelKind::Compt, None, None)
+            .spec("bbbp", 1, Some(180))
+            .unwrap()
+        else {
+            panic!("not compt")
+        };
+        assert_eq!(c.max_atoms, 180);
         let ModelSpec::Grover(g) = model(ModelKind::Grover, Some(48), Some(2))
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap()
         else {
             panic!("not grover")
         };
         assert_eq!((g.hidden_size, g.num_mt_block, g.num_attn_head), (48, 2, 4));
         let ModelSpec::Dmpnn(d) = model(ModelKind::Dmpnn, Some(128), Some(5))
-            .spec("esol", 1)
+            .spec("esol", 1, Some(100))
             .unwrap()
         else {
             panic!("not dmpnn")
@@ -686,7 +702,7 @@ mod tests {
         assert_eq!((d.hidden_size, d.ffn_hidden_size, d.depth), (128, 128, 5));
         // No flags: the defaults stated in --help.
         let ModelSpec::Grover(g) = model(ModelKind::Grover, None, None)
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap()
         else {
             panic!("not grover")
@@ -697,7 +713,7 @@ mod tests {
     #[test]
     fn impossible_sizes_are_refused_with_the_flag_named() {
         let err = model(ModelKind::Grover, Some(50), None)
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap_err()
             .to_string();
         assert!(
@@ -705,12 +721,12 @@ mod tests {
             "{err}"
         );
         let err = model(ModelKind::Dmpnn, None, Some(0))
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap_err()
             .to_string();
         assert!(err.contains("--layers 0"), "{err}");
         let err = model(ModelKind::Compt, Some(0), None)
-            .spec("bbbp", 1)
+            .spec("bbbp", 1, Some(100))
             .unwrap_err()
             .to_string();
         assert!(err.contains("--hidden/--layers"), "{err}");

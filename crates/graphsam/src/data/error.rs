@@ -237,6 +237,23 @@ pub enum DataError {
         value: f32,
     },
 
+    /// A classification task whose labels, over the whole dataset, are all
+    /// one class (or absent): nothing to learn and nothing to score.
+    #[error(
+        "{file}: target column `{column}` has {positives} positive and {negatives} negative labels; \
+         a classification task needs both classes"
+    )]
+    SingleClassTask {
+        /// The dataset (file) name.
+        file: String,
+        /// The target column.
+        column: String,
+        /// Labels equal to 1.
+        positives: usize,
+        /// Labels equal to 0.
+        negatives: usize,
+    },
+
     /// No task can be scored (every task has one class or no labels in the
     /// evaluated molecules).
     #[error("{metric} is undefined: no task has {need} among the evaluated molecules")]

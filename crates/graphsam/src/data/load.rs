@@ -449,6 +449,34 @@ impl MoleculeDataset {
         self.smiles.is_empty()
     }
 
+    /// Refuses a classification dataset with a task whose labels are all one
+    /// class or absent (naming its column), before any training is spent on it.
+    pub fn check_classes(&self) -> Result<()> {
+        if self.task_type != TaskType::Classification || self.n_tasks == 0 {
+            return Ok(());
+        }
+        for (task, column) in self.task_names.iter().enumerate() {
+            let labels = self.targets.iter().skip(task).step_by(self.n_tasks);
+            let (mut positives, mut negatives) = (0, 0);
+            for &y in labels.filter(|y| !y.is_nan()) {
+                if y >= 0.5 {
+                    positives += 1;
+                } else {
+                    negatives += 1;
+                }
+            }
+            if positives == 0 || negatives == 0 {
+                return Err(DataError::SingleClassTask {
+                    file: self.name.clone(),
+                    column: column.clone(),
+                    positives,
+                    negatives,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The targets of molecule `i` (NaN = missing).
     pub fn targets_of(&self, i: usize) -> &[f32] {
         &self.targets[i * self.n_tasks..(i + 1) * self.n_tasks]

@@ -453,13 +453,13 @@ fn gru_forward(
     hidden_weight: &[f32],
     hidden_bias: &[f32],
     start: &[f32],
-    mut cache: Option<&mut [f32]>,
+    cache: Option<&mut [f32]>,
 ) -> Vec<f32> {
     let (d, n) = (shape.width, shape.rows);
     let mut out = vec![0f32; 2 * n * d];
     let block = 5 * n * d;
     let (out_fwd, out_rev) = out.split_at_mut(n * d);
-    let (cache_fwd, cache_rev) = match cache.as_deref_mut() {
+    let (cache_fwd, cache_rev) = match cache {
         Some(c) => {
             let (a, b) = c.split_at_mut(block);
             (Some(a), Some(b))
@@ -1385,7 +1385,7 @@ impl AttentionShape {
             "message_attention: value rows"
         );
         assert!(
-            heads > 0 && width % heads == 0,
+            heads > 0 && width.is_multiple_of(heads),
             "message_attention: width not divisible by heads"
         );
         assert!(
@@ -1625,11 +1625,7 @@ impl Backward<Flex, 4> for AttentionBackward {
 fn map_rows_forward(x: &[f32], batch: usize, width: usize, rows: &SparseRows) -> Vec<f32> {
     use rayon::prelude::*;
     let output_rows = rows.output_rows();
-    let input_rows = if batch * width == 0 {
-        0
-    } else {
-        x.len() / (batch * width)
-    };
+    let input_rows = x.len().checked_div(batch * width).unwrap_or(0);
     let mut out = vec![0f32; batch * output_rows * width];
     if out.is_empty() {
         return out;

@@ -306,6 +306,15 @@ impl ModelSpec {
         }
     }
 
+    /// Number of outputs (tasks).
+    pub fn n_tasks(&self) -> usize {
+        match self {
+            ModelSpec::Compt(c) => c.n_tasks,
+            ModelSpec::Grover(c) => c.n_tasks,
+            ModelSpec::Dmpnn(c) => c.n_tasks,
+        }
+    }
+
     /// Which backbone.
     pub fn kind(&self) -> ModelKind {
         match self {

@@ -629,7 +629,7 @@ impl Comparison {
                 let (y0, y1) = padded(points.iter().map(|p| p.1), false);
                 let metric = rows.first().map_or("", |r| r.metric.as_str());
                 let mut chart = ChartBuilder::on(area)
-                    .caption(format!("{dataset}"), ("sans-serif", 18))
+                    .caption(dataset, ("sans-serif", 18))
                     .margin(14)
                     .x_label_area_size(34)
                     .y_label_area_size(58)

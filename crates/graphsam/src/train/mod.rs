@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod compare;
+pub mod inference;
 pub mod record;
 pub mod run;
 pub mod stats;

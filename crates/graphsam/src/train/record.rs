@@ -67,8 +67,20 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 pub struct EpochRecord {
     /// Epoch number, starting at 0.
     pub epoch: usize,
-    /// Mean training loss over the epoch's steps.
-    pub train_loss: f64,
+    /// Mean training loss at the weights, L(w), over the steps that
+    /// evaluated it (every step of Adam and SAM; GraphSAM only at anchors).
+    #[serde(default)]
+    pub clean_loss: Option<f64>,
+    /// Mean training loss at the perturbed weights, L(w+ε), over the steps
+    /// that evaluated it (every SAM and GraphSAM step; never for Adam).
+    #[serde(default)]
+    pub perturbed_loss: Option<f64>,
+    /// Steps that evaluated L(w).
+    #[serde(default)]
+    pub clean_loss_steps: u64,
+    /// Steps that evaluated L(w+ε).
+    #[serde(default)]
+    pub perturbed_loss_steps: u64,
     /// Validation metric after the epoch (`None` when it could not be computed,
     /// e.g. a validation split with a single class).
     pub valid_metric: Option<f64>,
@@ -119,7 +131,33 @@ pub fn read_epoch_history(dir: &Path) -> Result<Vec<EpochRecord>> {
         .collect()
 }
 
-/// Draws the learning curve (train loss and validation metric per epoch) as SVG.
+/// Mean of the losses one kind of evaluation produced over an epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossMean {
+    sum: f64,
+    steps: u64,
+}
+
+impl LossMean {
+    /// Adds one step's loss, if the step evaluated it.
+    pub fn add(&mut self, loss: Option<f32>) {
+        if let Some(l) = loss {
+            self.sum += f64::from(l);
+            self.steps += 1;
+        }
+    }
+
+    /// The mean (`None` when no step evaluated it) and the number of steps.
+    pub fn finish(self) -> (Option<f64>, u64) {
+        (
+            (self.steps > 0).then(|| self.sum / self.steps as f64),
+            self.steps,
+        )
+    }
+}
+
+/// Draws the learning curve (train losses and validation metric per epoch) as SVG:
+/// L(w) and L(w+ε) as separate series, each where it was evaluated.
 pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &str) -> Result<()> {
     use plotters::prelude::*;
 
@@ -129,11 +167,18 @@ pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &s
         root.fill(&WHITE).map_err(plot_err)?;
         let (left, right) = root.split_horizontally(450);
         let epochs = history.len().max(1) as f64;
-        let loss: Vec<(f64, f64)> = history
-            .iter()
-            .filter(|r| r.train_loss.is_finite())
-            .map(|r| (r.epoch as f64, r.train_loss))
-            .collect();
+        let series = |pick: fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+            history
+                .iter()
+                .filter_map(|r| {
+                    pick(r)
+                        .filter(|l| l.is_finite())
+                        .map(|l| (r.epoch as f64, l))
+                })
+                .collect()
+        };
+        let clean = series(|r| r.clean_loss);
+        let perturbed = series(|r| r.perturbed_loss);
         let metric: Vec<(f64, f64)> = history
             .iter()
             .filter_map(|r| {
@@ -142,11 +187,24 @@ pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &s
                     .map(|m| (r.epoch as f64, m))
             })
             .collect();
-        for (area, series, title, colour) in [
-            (&left, &loss, "train loss".to_string(), BLUE),
-            (&right, &metric, format!("validation {metric_name}"), RED),
-        ] {
-            let (lo, hi) = value_range(series);
+        let orange = RGBColor(230, 120, 0);
+        // Per panel: its area, its (points, legend label, colour) lines and its title.
+        type Line<'a> = (&'a Vec<(f64, f64)>, &'a str, RGBColor);
+        let panels: [(_, Vec<Line>, String); 2] = [
+            (
+                &left,
+                vec![(&clean, "L(w)", BLUE), (&perturbed, "L(w+ε)", orange)],
+                "train loss".to_string(),
+            ),
+            (
+                &right,
+                vec![(&metric, "", RED)],
+                format!("validation {metric_name}"),
+            ),
+        ];
+        for (area, lines, title) in panels {
+            let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.0.iter().copied()).collect();
+            let (lo, hi) = value_range(&all);
             let mut chart = ChartBuilder::on(area)
                 .caption(&title, ("sans-serif", 18))
                 .margin(12)
@@ -159,12 +217,31 @@ pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &s
                 .x_desc("epoch")
                 .draw()
                 .map_err(plot_err)?;
-            chart
-                .draw_series(LineSeries::new(series.iter().copied(), &colour))
-                .map_err(plot_err)?;
-            chart
-                .draw_series(series.iter().map(|&p| Circle::new(p, 2, colour.filled())))
-                .map_err(plot_err)?;
+            let labelled = lines.iter().filter(|l| !l.0.is_empty()).count() > 1;
+            for (points, label, colour) in lines {
+                if points.is_empty() {
+                    continue;
+                }
+                let drawn = chart
+                    .draw_series(LineSeries::new(points.iter().copied(), colour))
+                    .map_err(plot_err)?;
+                if labelled {
+                    drawn
+                        .label(label)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+                }
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
+                    .map_err(plot_err)?;
+            }
+            if labelled {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(plot_err)?;
+            }
         }
         root.present().map_err(plot_err)?;
     }
@@ -193,7 +270,10 @@ mod tests {
     fn record(epoch: usize, loss: f64, metric: Option<f64>) -> EpochRecord {
         EpochRecord {
             epoch,
-            train_loss: loss,
+            clean_loss: Some(loss),
+            perturbed_loss: None,
+            clean_loss_steps: 4,
+            perturbed_loss_steps: 0,
             valid_metric: metric,
             learning_rate: 1e-3,
             rho: 0.05,
@@ -223,11 +303,11 @@ mod tests {
             lines
                 .next()
                 .unwrap()
-                .starts_with("epoch,train_loss,valid_metric,learning_rate,rho")
+                .starts_with("epoch,clean_loss,perturbed_loss,clean_loss_steps,perturbed_loss_steps,valid_metric,learning_rate,rho")
         );
         assert_eq!(lines.clone().count(), 3);
         // A missing metric is an empty CSV cell, not a made-up number.
-        assert!(lines.last().unwrap().starts_with("2,0.4,,"));
+        assert!(lines.last().unwrap().starts_with("2,0.4,,4,0,,"));
     }
 
     #[test]

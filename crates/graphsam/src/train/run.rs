@@ -121,6 +121,7 @@ pub fn run_seed(
     if summary_path.exists() {
         return read_json(&summary_path);
     }
+    dataset.check_classes()?;
     let config_path = out_dir.join(files::CONFIG);
     if config_path.exists() {
         let existing: RunConfig = read_json(&config_path)?;

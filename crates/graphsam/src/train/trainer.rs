@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use graphsam_optim::{NoamLr, NoamLrConfig, OptimizerConfig, SharpnessOptimizer, StepReport};
 
 use super::checkpoint::{Checkpoint, model_record_from_bytes, model_record_to_bytes, save_model};
-use super::record::{EpochRecord, files, plot_learning_curve, write_epoch_history};
+use super::record::{EpochRecord, LossMean, files, plot_learning_curve, write_epoch_history};
 use crate::data::{
-    BatchLayout, Metric, MetricScore, MoleculeDataset, Split, TargetScaler, TaskType, evaluate,
-    sequential_batches, shuffled_batches,
+    BatchLayout, DataError, Metric, MetricScore, MoleculeDataset, Split, TargetScaler, TaskType,
+    evaluate, sequential_batches, shuffled_batches,
 };
 use crate::model::PropertyModel;
 
@@ -190,7 +190,7 @@ pub fn fit<M: PropertyModel>(
         );
         observer.epoch_started(epoch, order.len(), split.train.len());
         let started = Instant::now();
-        let mut loss_sum = 0f64;
+        let (mut clean, mut perturbed) = (LossMean::default(), LossMean::default());
         let mut lr = schedule.lr_at(optimizer.global_step());
         for molecules in &order {
             let batch = M::Batch::assemble(dataset, molecules, scaler)?;
@@ -210,22 +210,39 @@ pub fn fit<M: PropertyModel>(
             for w in &report.warnings {
                 observer.warning(&format!("epoch {epoch}, step {}: {w}", report.step));
             }
-            loss_sum += report.loss as f64;
+            clean.add(report.loss_at_weights);
+            perturbed.add(report.loss_perturbed);
             observer.step_finished(&report, molecules.len());
         }
         let train_seconds = started.elapsed().as_secs_f64();
 
         let valid_started = Instant::now();
-        let valid = evaluate_split(
+        let valid = match evaluate_split(
             &model.valid(),
             dataset,
             &split.valid,
             scaler,
             settings.metric,
             &plain_device,
-        )
-        .ok()
-        .map(|s| s.value);
+        ) {
+            Ok(score) => Some(score.value),
+            // A validation split too small to score (one class, no labels)
+            // leaves this epoch unscored; training goes on.
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<DataError>(),
+                    Some(DataError::NoScorableTask { .. })
+                ) =>
+            {
+                observer.warning(&format!(
+                    "epoch {epoch}: the validation split cannot be scored: {e}"
+                ));
+                None
+            }
+            // Anything else (a NaN prediction) is a failed run; the last
+            // checkpoint is kept.
+            Err(e) => return Err(e.context(format!("validating after epoch {epoch}"))),
+        };
         let valid_seconds = valid_started.elapsed().as_secs_f64();
 
         let improved = match (valid, state.best_valid) {
@@ -251,9 +268,14 @@ pub fn fit<M: PropertyModel>(
             state.epochs_without_improvement += 1;
         }
         let passes_after = optimizer.counters();
+        let ((clean_loss, clean_loss_steps), (perturbed_loss, perturbed_loss_steps)) =
+            (clean.finish(), perturbed.finish());
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / order.len().max(1) as f64,
+            clean_loss,
+            perturbed_loss,
+            clean_loss_steps,
+            perturbed_loss_steps,
             valid_metric: valid,
             learning_rate: lr,
             rho: optimizer.rho().unwrap_or(0.0),
@@ -329,11 +351,11 @@ pub fn predict_indices<M: PropertyModel>(
             .map_err(|e| anyhow!("reading predictions: {e:?}"))?;
         out.extend_from_slice(&values);
     }
-    if dataset.task_type == TaskType::Regression {
-        if let Some(scaler) = scaler {
-            for row in out.chunks_mut(dataset.n_tasks) {
-                scaler.inverse_transform(row);
-            }
+    if dataset.task_type == TaskType::Regression
+        && let Some(scaler) = scaler
+    {
+        for row in out.chunks_mut(dataset.n_tasks) {
+            scaler.inverse_transform(row);
         }
     }
     Ok(out)

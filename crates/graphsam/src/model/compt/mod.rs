@@ -56,21 +56,49 @@ pub struct ComptConfig {
     pub dropout: f64,
 }
 
+/// BBBP's row of the paper's table: (layers, heads, kernel, norm, generator layers).
+const BBBP_ROW: (usize, usize, DistanceKernel, NormKind, usize) =
+    (4, 4, DistanceKernel::Exp, NormKind::LayerNorm, 2);
+
 impl ComptConfig {
     /// The paper's settings for a MoleculeNet dataset (COMPT.md table);
-    /// unknown names get the BBBP settings.
+    /// names the table does not cover get BBBP's row (see [`Self::paper_settings`]).
     pub fn for_dataset(name: &str, n_tasks: usize) -> Self {
+        Self::from_row(Self::table_row(name).unwrap_or(BBBP_ROW), n_tasks)
+    }
+
+    /// The per-dataset settings of the paper's table for `name` (ESOL,
+    /// Lipophilicity, Tox21, SIDER, ClinTox, BBBP), or `None` for a
+    /// dataset the table does not cover.
+    pub fn paper_settings(name: &str, n_tasks: usize) -> Option<Self> {
+        Self::table_row(name).map(|row| Self::from_row(row, n_tasks))
+    }
+
+    /// (layers, heads, kernel, norm, generator layers) of the paper's table.
+    fn table_row(name: &str) -> Option<(usize, usize, DistanceKernel, NormKind, usize)> {
         use DistanceKernel::{Exp, Softmax};
         use NormKind::{LayerNorm as Layer, ScaleNorm as Scale};
-        let (layers, heads, kernel, norm, generator_layers) =
-            match name.to_ascii_lowercase().as_str() {
-                "esol" | "delaney" => (3, 4, Softmax, Scale, 2),
-                "lipophilicity" | "lipo" => (3, 8, Exp, Layer, 2),
-                "tox21" => (8, 4, Exp, Layer, 4),
-                "sider" => (4, 4, Softmax, Scale, 2),
-                "clintox" => (4, 4, Exp, Layer, 2),
-                _ => (4, 4, Exp, Layer, 2), // BBBP
-            };
+        Some(match name.to_ascii_lowercase().as_str() {
+            "esol" | "delaney" => (3, 4, Softmax, Scale, 2),
+            "lipophilicity" | "lipo" => (3, 8, Exp, Layer, 2),
+            "tox21" => (8, 4, Exp, Layer, 4),
+            "sider" => (4, 4, Softmax, Scale, 2),
+            "clintox" => (4, 4, Exp, Layer, 2),
+            "bbbp" => BBBP_ROW,
+            _ => return None,
+        })
+    }
+
+    fn from_row(
+        (layers, heads, kernel, norm, generator_layers): (
+            usize,
+            usize,
+            DistanceKernel,
+            NormKind,
+            usize,
+        ),
+        n_tasks: usize,
+    ) -> Self {
         Self {
             atom_dim: ATOM_FEATURES,
             bond_dim: BOND_FEATURES,
@@ -110,7 +138,7 @@ impl ComptConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("CoMPT config: {name} must be at least 1"));
         }
-        if self.d_model % self.heads != 0 {
+        if !self.d_model.is_multiple_of(self.heads) {
             return Err(format!(
                 "CoMPT config: d_model {} is not divisible by heads {}",
                 self.d_model, self.heads
@@ -293,7 +321,7 @@ impl ComptInput {
     ) -> Self {
         let (b, l) = (batch_size, max_atoms);
         assert!(
-            l > 0 && node.len() % (b * l) == 0 && pair.len() % (b * l * l) == 0,
+            l > 0 && node.len().is_multiple_of(b * l) && pair.len().is_multiple_of(b * l * l),
             "CoMPT batch: node ({}) / pair ({}) buffers do not fit {b} molecules of {l} atoms",
             node.len(),
             pair.len()

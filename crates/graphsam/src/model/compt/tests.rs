@@ -986,7 +986,7 @@ fn profile_pieces() {
     let n = input.layout.real_atoms;
     let d = 256;
     let x = Tensor::<2>::random([n, d], Distribution::Normal(0.0, 1.0), &device).require_grad();
-    let time = |name: &str, f: &dyn Fn(bool) -> ()| {
+    let time = |name: &str, f: &dyn Fn(bool)| {
         let mut fw = vec![];
         let mut all = vec![];
         for _ in 0..9 {
