@@ -2,13 +2,14 @@
 //!
 //! Data flows one way through the stages: [`chem`] and [`features`] (crate
 //! `graphsam-chem`) -> [`data`] -> [`model`] -> [`optim`] (crate
-//! `graphsam-optim`) -> [`train`] -> the `graphsam` command line; [`device`]
+//! `graphsam-optim`) -> [`train`] -> the `graphsam` command line (in the binary, not the
+//! library); [`device`]
 //! picks the burn backend they run on.
+#![warn(missing_docs)]
 
 pub use graphsam_chem::{chem, features};
 pub use graphsam_optim as optim;
 
-pub mod cli;
 pub mod data;
 pub mod device;
 pub mod memory;

@@ -1,4 +1,7 @@
-//! The `graphsam` binary: a thin wrapper over the library's command line.
+//! The `graphsam` binary: the command line, a shell over the library that
+//! parses flags and prints.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
     // burn 0.22 restores an optimizer's saved moments on `Device::default()`,
@@ -11,7 +14,7 @@ fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
     graphsam::memory::retain_freed_memory();
-    match graphsam::cli::run() {
+    match cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -192,11 +192,23 @@ fn malformed_flag_values_and_model_folders_never_panic() {
     let csv = csv.to_str().unwrap();
     let train = |extra: &[&str]| {
         let mut args = vec![
-            "train", csv, "--targets", "y", "--task", "classification", "--quiet", "--out",
+            "train",
+            csv,
+            "--targets",
+            "y",
+            "--task",
+            "classification",
+            "--quiet",
+            "--out",
             "flagrun",
         ];
         // The case's own backbone and width, else a tiny D-MPNN (clap refuses repeated flags).
-        for (flag, default) in [("--model", "dmpnn"), ("--hidden", "8"), ("--layers", "1"), ("--epochs", "1")] {
+        for (flag, default) in [
+            ("--model", "dmpnn"),
+            ("--hidden", "8"),
+            ("--layers", "1"),
+            ("--epochs", "1"),
+        ] {
             if !extra.contains(&flag) {
                 args.extend([flag, default]);
             }

@@ -1,6 +1,8 @@
 //! Splits: sizes, determinism, scaffold semantics on hand-worked examples,
 //! split files, and scaffold splits of the six MoleculeNet datasets.
 
+mod shared_data;
+
 use std::path::PathBuf;
 
 use graphsam::data::split::{deterministic_scaffold_split, random_split, scaffold_balanced_split};
@@ -290,7 +292,9 @@ fn scaffold_split_needs_scaffolds_and_summary_counts_groups() {
 /// only) but with the CoMPT atom limit, so indices match a CoMPT training run.
 #[test]
 fn moleculenet_scaffold_splits_share_no_scaffold() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/moleculenet");
+    let Some(dir) = shared_data::moleculenet_dir("moleculenet scaffold splits") else {
+        return;
+    };
     let resolver = DatasetResolver {
         data_dir: Some(dir),
         ..DatasetResolver::default()

@@ -8,8 +8,8 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::train::{load_options, model_spec};
 use super::train_args::{ModelArgs, OptimizerArgs};
-use crate::data::{TargetScaler, TaskType, shuffled_batches};
-use crate::train::bench;
+use graphsam::data::{TargetScaler, TaskType, shuffled_batches};
+use graphsam::train::bench;
 
 /// Arguments of `graphsam bench`.
 #[derive(Debug, Args)]
@@ -74,12 +74,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "bench: {} on {} ({} params), batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
         spec.name(),
         dataset.name,
-        crate::with_model!(&spec, &plain, 0, |m| burn::module::Module::num_params(&m)),
+        graphsam::with_model!(&spec, &plain, 0, |m| burn::module::Module::num_params(&m)),
         args.batch_size,
         args.steps,
         args.device.name()
     );
-    let costs = crate::with_model!(&spec, &plain, 0, |model| {
+    let costs = graphsam::with_model!(&spec, &plain, 0, |model| {
         bench::time_optimizers(
             model,
             &dataset,
@@ -134,7 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ),
         }
     }
-    let phases = crate::with_model!(&spec, &plain, 0, |model| {
+    let phases = graphsam::with_model!(&spec, &plain, 0, |model| {
         bench::step_phases(model, &dataset, scaler.as_ref(), &batches[1], &device, 3)
     })?;
     let total = phases.total();
@@ -149,12 +149,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     if args.epochs > 0 {
-        let epochs = crate::with_model!(&spec, &plain, 0, |model| {
+        let epochs = graphsam::with_model!(&spec, &plain, 0, |model| {
             bench::time_epochs(model, &dataset, args.batch_size, args.epochs, &device)
         })?;
         let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
         let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
-        let (mean_total, std_total) = crate::train::stats::mean_std(&total);
+        let (mean_total, std_total) = graphsam::train::stats::mean_std(&total);
         println!(
             "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
             epochs[0].steps,
@@ -162,8 +162,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             mean_total,
             std_total,
             epochs.len(),
-            crate::train::stats::mean_std(&train).0,
-            mean_total - crate::train::stats::mean_std(&train).0,
+            graphsam::train::stats::mean_std(&train).0,
+            mean_total - graphsam::train::stats::mean_std(&train).0,
         );
     }
     if let Some(peak) = bench::peak_rss_mib() {
@@ -176,5 +176,5 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn std_dev(values: &[f64]) -> f64 {
-    crate::train::stats::mean_std(values).1
+    graphsam::train::stats::mean_std(values).1
 }

@@ -19,10 +19,12 @@ use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
 use super::train::{load_options, model_spec};
 use super::train_args::{FLAG_SCOPE, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope};
-use crate::data::{LoadOptions, MoleculeDataset, Registry};
-use crate::train::compare::{Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare};
-use crate::train::record::{files, read_json, write_json};
-use crate::train::{RunConfig, run_seed};
+use graphsam::data::{LoadOptions, MoleculeDataset, Registry};
+use graphsam::train::compare::{
+    Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare,
+};
+use graphsam::train::record::{files, read_json, write_json};
+use graphsam::train::{RunConfig, run_seed};
 
 /// Arguments of `graphsam compare`.
 #[derive(Debug, Args)]

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
-use crate::data::{LoadOptions, Split, evaluate};
-use crate::train::inference::{load_card, predict_with_card};
-use crate::train::record::{files, read_json};
+use graphsam::data::{LoadOptions, Split, evaluate};
+use graphsam::train::inference::{load_card, predict_with_card};
+use graphsam::train::record::{files, read_json};
 
 /// Which molecules to score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

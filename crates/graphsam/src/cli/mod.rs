@@ -62,7 +62,7 @@ pub fn run() -> Result<()> {
 }
 
 /// Prints the rows a dataset load skipped, with their file lines.
-pub fn report_skipped(dataset: &crate::data::MoleculeDataset) {
+pub fn report_skipped(dataset: &graphsam::data::MoleculeDataset) {
     if dataset.skipped.is_empty() {
         return;
     }

@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::device_args::DeviceArgs;
-use crate::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
-use crate::train::inference::{load_card, predict_with_card};
-use crate::train::probability;
+use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
+use graphsam::train::inference::{load_card, predict_with_card};
+use graphsam::train::probability;
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]

@@ -48,7 +48,7 @@ impl EpochProgress {
     }
 }
 
-impl crate::train::TrainObserver for EpochProgress {
+impl graphsam::train::TrainObserver for EpochProgress {
     fn epoch_started(&mut self, epoch: usize, steps: usize, _molecules: usize) {
         self.loss_sum = 0.0;
         self.steps = 0;
@@ -82,8 +82,8 @@ impl crate::train::TrainObserver for EpochProgress {
 
     fn epoch_finished(
         &mut self,
-        r: &crate::train::record::EpochRecord,
-        metric: crate::data::Metric,
+        r: &graphsam::train::record::EpochRecord,
+        metric: graphsam::data::Metric,
     ) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::dataset_args::DatasetArgs;
-use crate::data::{LoadOptions, SplitKind, SplitSizes, make_split, summarize_split};
+use graphsam::data::{LoadOptions, SplitKind, SplitSizes, make_split, summarize_split};
 
 /// Arguments of `graphsam split`.
 #[derive(Debug, Args)]

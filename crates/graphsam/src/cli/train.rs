@@ -9,10 +9,10 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
 use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
-use crate::data::{LoadOptions, MoleculeDataset};
-use crate::model::{ModelKind, ModelSpec};
-use crate::train::stats::mean_std;
-use crate::train::{RunConfig, RunSummary, run_seed};
+use graphsam::data::{LoadOptions, MoleculeDataset};
+use graphsam::model::{ModelKind, ModelSpec};
+use graphsam::train::stats::mean_std;
+use graphsam::train::{RunConfig, RunSummary, run_seed};
 
 /// Arguments of `graphsam train`.
 #[derive(Debug, Args)]
@@ -58,7 +58,7 @@ pub fn model_spec(
 /// dataset the table does not cover.
 pub fn note_default_settings(model: &ModelSpec, dataset: &str) {
     if let ModelSpec::Compt(c) = model
-        && crate::model::compt::ComptConfig::paper_settings(dataset, c.n_tasks).is_none()
+        && graphsam::model::compt::ComptConfig::paper_settings(dataset, c.n_tasks).is_none()
     {
         eprintln!(
             "note: `{dataset}` is not in the paper's per-dataset table; CoMPT uses BBBP's settings \
@@ -149,6 +149,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         values.len(),
         out.display()
     );
-    crate::train::record::write_json(&out.join("summary.json"), &summaries)?;
+    graphsam::train::record::write_json(&out.join("summary.json"), &summaries)?;
     Ok(())
 }

@@ -8,9 +8,9 @@ use graphsam_optim::{
     RhoDecay, RstSchedule,
 };
 
-use crate::data::{Metric, SplitKind, SplitSizes};
-use crate::model::{ModelKind, ModelSpec};
-use crate::train::TrainSettings;
+use graphsam::data::{Metric, SplitKind, SplitSizes};
+use graphsam::model::{ModelKind, ModelSpec};
+use graphsam::train::TrainSettings;
 
 /// Each optimizer flag (without `--`) and the optimizers it applies to.
 pub const FLAG_SCOPE: [(&str, &[&str]); 16] = [

@@ -290,8 +290,6 @@ impl Dmpnn {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use burn::module::{Module, Param};
     use burn::optim::{AdamConfig, GradientsParams};
     use rand::SeedableRng;
@@ -299,8 +297,7 @@ mod tests {
 
     use super::*;
     use crate::model::graph_input::fixtures::{
-        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar,
-        sketches,
+        MoleculeSketch, device, featurize_all, host, matrix, pack, scalar, sketches,
     };
     use crate::model::graph_layers::checks::directional_derivative;
 
@@ -540,37 +537,5 @@ mod tests {
         }
         let after = eval_loss(&model);
         assert!(after < 0.5 * before, "loss {before} -> {after}");
-    }
-
-    /// Times one forward+backward of the default D-MPNN on a BBBP-like batch
-    /// (32 molecules, ~24 atoms, ~26 bonds). Run with `--ignored --nocapture`.
-    #[test]
-    #[ignore = "timing report, not a check"]
-    fn time_forward_backward_on_a_bbbp_like_batch() {
-        let d = device().autodiff();
-        let model = DmpnnConfig::new(1).init(&d, 0);
-        let input = bbbp_like(32, 133, 14, 0, &d);
-        let targets = Tensor::<2>::ones([32, 1], &d);
-        let mut times = Vec::new();
-        for _ in 0..6 {
-            let start = Instant::now();
-            let loss = model.loss(
-                &input,
-                targets.clone(),
-                targets.clone(),
-                TaskType::Classification,
-                ForwardMode::Eval,
-            );
-            let grads = loss.backward();
-            let _ = model.w_input.weight.val().grad(&grads).unwrap().into_data();
-            times.push(start.elapsed().as_secs_f64());
-        }
-        println!(
-            "D-MPNN default ({} params), {} atoms / {} directed bonds: forward+backward {:.4} s (median of 5 after warm-up)",
-            model.num_params(),
-            input.n_atoms(),
-            input.n_bonds(),
-            median(&mut times[1..])
-        );
     }
 }

@@ -486,12 +486,6 @@ pub(crate) mod fixtures {
         t.into_data().try_to_vec::<f32>().unwrap()[0]
     }
 
-    /// The median (sorts `values`).
-    pub fn median(values: &mut [f64]) -> f64 {
-        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        values[values.len() / 2]
-    }
-
     /// Featurizes several sketches with one seeded generator.
     pub fn featurize_all(
         sketches: &[MoleculeSketch],
@@ -545,34 +539,6 @@ pub(crate) mod fixtures {
             device,
         )
         .expect("fixture batches are valid")
-    }
-
-    /// A BBBP-like batch: `n` molecules of about 24 atoms and 26 bonds
-    /// (a chain with a few ring closures).
-    pub fn bbbp_like(
-        n: usize,
-        atom_dim: usize,
-        bond_dim: usize,
-        seed: u64,
-        device: &Device,
-    ) -> GraphInput {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let sketches: Vec<_> = (0..n)
-            .map(|_| {
-                let n_atoms = rng.random_range(18..=30);
-                let mut sketch = MoleculeSketch::chain(n_atoms);
-                for _ in 0..3 {
-                    let a = rng.random_range(0..n_atoms - 5);
-                    sketch.bonds.push((a, a + 5));
-                }
-                sketch
-            })
-            .collect();
-        let molecules: Vec<_> = sketches
-            .iter()
-            .map(|s| featurize(s, atom_dim, bond_dim, &mut rng))
-            .collect();
-        pack(&molecules, atom_dim, bond_dim, device)
     }
 }
 

@@ -633,8 +633,6 @@ fn log_odds_of_mean_probability(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use burn::module::Module;
     use burn::optim::{AdamConfig, GradientsParams};
     use rand::SeedableRng;
@@ -642,8 +640,7 @@ mod tests {
 
     use super::*;
     use crate::model::graph_input::fixtures::{
-        MoleculeSketch, bbbp_like, device, featurize_all, host, matrix, median, pack, scalar,
-        sketches,
+        MoleculeSketch, device, featurize_all, host, matrix, pack, scalar, sketches,
     };
     use crate::model::graph_layers::checks::directional_derivative;
 
@@ -994,50 +991,5 @@ mod tests {
         }
         let after = eval_loss(&model);
         assert!(after < 0.5 * before, "loss {before} -> {after}");
-    }
-
-    /// Times one forward+backward of the default GROVER on a BBBP-like batch
-    /// (32 molecules, ~24 atoms, ~26 bonds). Run with `--ignored --nocapture`.
-    #[test]
-    #[ignore = "timing report, not a check"]
-    fn time_forward_backward_on_a_bbbp_like_batch() {
-        let d = device().autodiff();
-        let model = GroverConfig::new(1).init(&d, 0);
-        let input = bbbp_like(32, 151, 14, 0, &d);
-        let targets = Tensor::<2>::ones([32, 1], &d);
-        for (label, training) in [("eval depth (K = 2)", false), ("sampled depth", true)] {
-            let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let mut times = Vec::new();
-            for _ in 0..6 {
-                let mode = if training {
-                    ForwardMode::Train(&mut rng)
-                } else {
-                    ForwardMode::Eval
-                };
-                let start = Instant::now();
-                let loss = model.loss(
-                    &input,
-                    targets.clone(),
-                    targets.clone(),
-                    TaskType::Classification,
-                    mode,
-                );
-                let grads = loss.backward();
-                let _ = model.head_atom_from_atom.layers[0]
-                    .weight
-                    .val()
-                    .grad(&grads)
-                    .unwrap()
-                    .into_data();
-                times.push(start.elapsed().as_secs_f64());
-            }
-            println!(
-                "GROVER default ({} params), {} atoms / {} directed bonds, {label}: forward+backward {:.4} s (median of 5 after warm-up)",
-                model.num_params(),
-                input.n_atoms(),
-                input.n_bonds(),
-                median(&mut times[1..])
-            );
-        }
     }
 }
