@@ -85,7 +85,7 @@ fn resolver(base: &str, cache: PathBuf) -> DatasetResolver {
         cache_dir: Some(cache),
         base_url: Some(base.to_string()),
         allow_download: true,
-        show_progress: false,
+        progress: None,
         timeout: Duration::from_secs(10),
     }
 }
@@ -139,6 +139,36 @@ fn gzip_downloads_are_decompressed_and_checked_against_the_csv() {
     assert_eq!(got.source, DataSource::Downloaded);
     assert_eq!(got.path.file_name().unwrap(), "mini.csv");
     assert_eq!(std::fs::read_to_string(&got.path).unwrap(), CSV);
+}
+
+#[test]
+fn download_progress_is_reported_through_the_callback() {
+    let (base, _) = serve(vec![("/mini.csv", CSV.as_bytes().to_vec())], 2);
+    let cache = tempfile::tempdir().unwrap();
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let r = DatasetResolver {
+        progress: Some(graphsam::data::DownloadProgress(Arc::new(
+            move |file: &str, received: u64, total: Option<u64>| {
+                seen.lock()
+                    .unwrap()
+                    .push((file.to_string(), received, total));
+            },
+        ))),
+        ..resolver(&base, cache.path().to_path_buf())
+    };
+    r.resolve(&spec("mini.csv", CSV.as_bytes()), None).unwrap();
+    let calls = calls.lock().unwrap();
+    let size = CSV.len() as u64;
+    assert_eq!(
+        calls.first().unwrap(),
+        &("mini.csv".to_string(), 0, Some(size))
+    );
+    assert_eq!(
+        calls.last().unwrap(),
+        &("mini.csv".to_string(), size, Some(size))
+    );
+    assert!(calls.windows(2).all(|w| w[0].1 <= w[1].1), "{calls:?}");
 }
 
 #[test]

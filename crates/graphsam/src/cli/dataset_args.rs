@@ -76,7 +76,10 @@ impl DatasetArgs {
     /// Resolves (possibly downloading) and loads the dataset.
     pub fn load(&self, options: &LoadOptions) -> Result<MoleculeDataset> {
         let (spec, path) = self.spec()?;
-        let resolver = DatasetResolver::from_env();
+        let resolver = DatasetResolver {
+            progress: Some(super::progress::download_bar()),
+            ..DatasetResolver::from_env()
+        };
         let file = resolver.resolve(&spec, path.as_deref())?;
         Ok(MoleculeDataset::load(&file.path, &spec, options)?)
     }

@@ -4,14 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use rayon::prelude::*;
+use indicatif::ProgressBar;
 use serde::Serialize;
 
-use graphsam_chem::features::{FeatureSet, MolGraph, featurize_smiles};
-
-use super::progress::counter_bar;
+use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
+use graphsam::features::FeatureSet;
 
 /// Arguments of `graphsam featurize`.
 #[derive(Debug, Args)]
@@ -27,7 +26,7 @@ pub struct FeaturizeArgs {
     /// Write the features as JSON lines (one object per valid molecule) to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress spinner.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -47,113 +46,75 @@ struct FeaturizedRow<'a> {
     distances: Option<&'a [f32]>,
 }
 
-/// Reads the SMILES column with each row's file line (header = line 1).
-fn read_smiles_column(args: &FeaturizeArgs) -> Result<Vec<(u64, String)>> {
-    let bytes =
-        std::fs::read(&args.csv).with_context(|| format!("reading {}", args.csv.display()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(bytes.as_slice());
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: reading the header row", args.csv.display()))?
-        .clone();
-    let column = headers
-        .iter()
-        .position(|h| h.trim() == args.smiles_column)
-        .with_context(|| {
-            format!(
-                "{}: no column named `{}` (columns: {})",
-                args.csv.display(),
-                args.smiles_column,
-                headers.iter().collect::<Vec<_>>().join(", ")
-            )
-        })?;
-    let mut rows = Vec::new();
-    // Line numbers from byte offsets: the csv crate's own line counter is
-    // off by one on CRLF files (MoleculeNet's BBBP.csv is one).
-    let (mut counted_to, mut line) = (0usize, 1u64);
-    for record in reader.records() {
-        let record = record.with_context(|| format!("{}: malformed CSV", args.csv.display()))?;
-        let mut offset = record.position().map_or(counted_to, |p| p.byte() as usize);
-        // On CRLF files a record's position can point at the '\n' that ends the previous line.
-        while matches!(bytes.get(offset), Some(b'\r' | b'\n')) {
-            offset += 1;
-        }
-        line += bytes[counted_to..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        counted_to = offset;
-        rows.push((line, record.get(column).unwrap_or("").trim().to_string()));
-    }
-    if rows.is_empty() {
-        bail!("{} has a header but no data rows", args.csv.display());
-    }
-    Ok(rows)
-}
-
 /// Runs the command.
 pub fn run(args: FeaturizeArgs) -> Result<()> {
-    let rows = read_smiles_column(&args)?;
+    // The same CSV path as training: one line counter, one set of row checks.
+    let spec = DatasetSpec::custom(
+        args.csv
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        args.smiles_column.clone(),
+        Vec::new(),
+        TaskType::Regression,
+    );
+    let options = LoadOptions {
+        features: Some(args.features),
+        atom_limit: None,
+        scaffolds: false,
+    };
+    let spinner = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner().with_message("featurizing")
+    };
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let started = Instant::now();
-    let bar = counter_bar(rows.len() as u64, "featurizing", args.quiet);
-    let results: Vec<Result<MolGraph, String>> = rows
-        .par_iter()
-        .map(|(_, smiles)| {
-            let result = if smiles.is_empty() {
-                Err("empty SMILES".to_string())
-            } else {
-                featurize_smiles(smiles, args.features).map_err(|e| e.to_string())
-            };
-            bar.inc(1);
-            result
-        })
-        .collect();
-    bar.finish_and_clear();
+    let dataset = MoleculeDataset::load(&args.csv, &spec, &options)
+        .with_context(|| format!("loading {}", args.csv.display()));
+    spinner.finish_and_clear();
+    let dataset = dataset?;
     let seconds = started.elapsed().as_secs_f64();
-
-    let valid = results.iter().filter(|r| r.is_ok()).count();
-    let invalid: Vec<_> = rows
-        .iter()
-        .zip(&results)
-        .filter_map(|((line, smiles), r)| r.as_ref().err().map(|e| (line, smiles, e)))
-        .collect();
+    let rows = dataset.len() + dataset.skipped.len();
     println!(
-        "{}: {valid} molecules featurized with {} features ({} atom / {} bond dims) in {:.2} s ({:.0} molecules/s)",
+        "{}: {} molecules featurized with {} features ({} atom / {} bond dims) in {:.2} s ({:.0} molecules/s)",
         args.csv.display(),
+        dataset.len(),
         args.features.name(),
         args.features.atom_dim(),
         args.features.bond_dim(),
         seconds,
-        rows.len() as f64 / seconds.max(1e-9),
+        rows as f64 / seconds.max(1e-9),
     );
-    if !invalid.is_empty() {
-        println!("{} invalid rows skipped:", invalid.len());
-        for (line, smiles, reason) in &invalid {
-            println!("  line {line}: {smiles:?}: {reason}");
+    if !dataset.skipped.is_empty() {
+        println!("{} invalid rows skipped:", dataset.skipped.len());
+        for row in &dataset.skipped {
+            println!("  line {}: {:?}: {}", row.line, row.smiles, row.reason);
         }
     }
     if let Some(out) = &args.out {
         let file =
             std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
         let mut writer = std::io::BufWriter::new(file);
-        for ((line, smiles), result) in rows.iter().zip(&results) {
-            if let Ok(g) = result {
-                let row = FeaturizedRow {
-                    line: *line,
-                    smiles,
-                    n_atoms: g.n_atoms,
-                    atom_dim: args.features.atom_dim(),
-                    bond_dim: args.features.bond_dim(),
-                    atom_features: &g.atom_features,
-                    bonds: &g.bonds,
-                    bond_features: &g.bond_features,
-                    distances: g.distances.as_deref(),
-                };
-                serde_json::to_writer(&mut writer, &row)?;
-                writer.write_all(b"\n")?;
-            }
+        for ((line, smiles), g) in dataset
+            .source_lines
+            .iter()
+            .zip(&dataset.smiles)
+            .zip(&dataset.graphs)
+        {
+            let row = FeaturizedRow {
+                line: *line,
+                smiles,
+                n_atoms: g.n_atoms,
+                atom_dim: args.features.atom_dim(),
+                bond_dim: args.features.bond_dim(),
+                atom_features: &g.atom_features,
+                bonds: &g.bonds,
+                bond_features: &g.bond_features,
+                distances: g.distances.as_deref(),
+            };
+            serde_json::to_writer(&mut writer, &row)?;
+            writer.write_all(b"\n")?;
         }
         writer
             .flush()

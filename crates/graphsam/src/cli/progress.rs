@@ -1,24 +1,33 @@
 //! Progress bars shared by the commands (hidden with `--quiet` or when not on a terminal).
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
-/// A bar counting `total` items, hidden when `quiet`.
-pub fn counter_bar(total: u64, message: &'static str, quiet: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total),
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
+/// A download progress bar on stderr, drawn from the resolver's reports
+/// (bytes, with the total when the server gives one).
+pub fn download_bar() -> graphsam::data::DownloadProgress {
+    let bar: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+    graphsam::data::DownloadProgress(std::sync::Arc::new(
+        move |file: &str, received: u64, total: Option<u64>| {
+            let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+            let b = bar.get_or_insert_with(|| {
+                let b = match total {
+                    Some(n) => ProgressBar::new(n),
+                    None => ProgressBar::new_spinner(),
+                };
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+                ) {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b.set_message(format!("downloading {file}"));
+                b
+            });
+            b.set_position(received);
+            if total == Some(received) {
+                b.finish_and_clear();
+            }
         },
-    );
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar
+    ))
 }
 
 /// Renders training progress: a bar per epoch (steps, loss, molecules/s) and

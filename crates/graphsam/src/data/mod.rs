@@ -22,7 +22,9 @@ pub use error::{DataError, Result};
 pub use load::{COMPT_ATOM_LIMIT, LoadOptions, MoleculeDataset, SkipReason, SkippedRow};
 pub use metrics::{MetricScore, evaluate};
 pub use registry::{DatasetSpec, MOLECULENET_BASE_URL, Metric, Registry, TaskType};
-pub use resolve::{DataSource, DatasetAvailability, DatasetResolver, ResolvedFile};
+pub use resolve::{
+    DataSource, DatasetAvailability, DatasetResolver, DownloadProgress, ResolvedFile,
+};
 pub use scaling::TargetScaler;
 pub use split::{
     Split, SplitKind, SplitSizes, SplitSummary, make_split, read_split_file, repeated_splits,

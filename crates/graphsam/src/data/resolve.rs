@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -55,6 +56,21 @@ pub struct ResolvedFile {
     pub source: DataSource,
 }
 
+/// Told how a download proceeds: the file's name, the bytes received so far,
+/// and the total when the server announced it. Called after every chunk and
+/// once more at the end; the library never draws anything itself.
+#[derive(Clone)]
+pub struct DownloadProgress(pub Arc<ProgressFn>);
+
+/// The callback of [`DownloadProgress`]: (file name, bytes received, total bytes).
+pub type ProgressFn = dyn Fn(&str, u64, Option<u64>) + Send + Sync;
+
+impl std::fmt::Debug for DownloadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DownloadProgress(..)")
+    }
+}
+
 /// Resolves dataset specs to local files. Every field can be set directly
 /// so tests and embedding programs never touch the real cache or network.
 #[derive(Debug, Clone)]
@@ -68,8 +84,8 @@ pub struct DatasetResolver {
     pub base_url: Option<String>,
     /// Whether a missing dataset may be downloaded.
     pub allow_download: bool,
-    /// Draw a progress bar on stderr while downloading.
-    pub show_progress: bool,
+    /// Told how a download proceeds (e.g. to draw a progress bar).
+    pub progress: Option<DownloadProgress>,
     /// Connect and read timeout for downloads.
     pub timeout: Duration,
 }
@@ -82,7 +98,7 @@ impl Default for DatasetResolver {
             cache_dir: None,
             base_url: None,
             allow_download: false,
-            show_progress: false,
+            progress: None,
             timeout: Duration::from_secs(60),
         }
     }
@@ -119,7 +135,7 @@ pub struct DatasetAvailability {
 impl DatasetResolver {
     /// Settings from the environment: `GRAPHSAM_DATA_DIR`, `GRAPHSAM_CACHE_DIR`
     /// (default: the platform cache folder), `GRAPHSAM_BASE_URL`; downloads
-    /// allowed, progress bar shown.
+    /// allowed, no progress reports (set [`Self::progress`] for those).
     pub fn from_env() -> Self {
         let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         DatasetResolver {
@@ -129,7 +145,7 @@ impl DatasetResolver {
                 .or_else(default_cache_dir),
             base_url: nonempty(BASE_URL_ENV).map(|v| v.to_string_lossy().into_owned()),
             allow_download: true,
-            show_progress: true,
+            progress: None,
             timeout: Duration::from_secs(60),
         }
     }
@@ -242,27 +258,25 @@ impl DatasetResolver {
         let expected_len = response
             .header("Content-Length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bar = if self.show_progress {
-            let bar = match expected_len {
-                Some(n) => indicatif::ProgressBar::new(n),
-                None => indicatif::ProgressBar::new_spinner(),
-            };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_message(format!("downloading {}", spec.file_name));
-            bar
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
         let mut body = Vec::with_capacity(expected_len.unwrap_or(0).min(1 << 30) as usize);
-        let mut reader = bar.wrap_read(response.into_reader());
-        reader
-            .read_to_end(&mut body)
-            .map_err(|e| fail(format!("reading the response failed: {e}")))?;
-        bar.finish_and_clear();
+        let mut reader = response.into_reader();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let report = |received: usize| {
+            if let Some(progress) = &self.progress {
+                (progress.0)(&spec.file_name, received as u64, expected_len);
+            }
+        };
+        report(0);
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(format!("reading the response failed: {e}"))),
+            };
+            body.extend_from_slice(&chunk[..n]);
+            report(body.len());
+        }
         if let Some(n) = expected_len
             && body.len() as u64 != n
         {
