@@ -8,7 +8,6 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::train::{load_options, model_spec};
 use super::train_args::{ModelArgs, OptimizerArgs};
-use graphsam::data::{TargetScaler, TaskType, shuffled_batches};
 use graphsam::train::bench;
 
 /// Arguments of `graphsam bench`.
@@ -53,42 +52,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let spec = model_spec(&args.model, &dataset, options.atom_limit)?;
     super::train::note_default_settings(&spec, &dataset.name);
     let device = args.device.training_device()?;
-    let plain = device.clone().inner();
-    let scaler = (dataset.task_type == TaskType::Regression)
-        .then(|| TargetScaler::fit(&dataset, &(0..dataset.len()).collect::<Vec<_>>()));
-    let all: Vec<usize> = (0..dataset.len()).collect();
-    let batches: Vec<Vec<usize>> = shuffled_batches(&all, args.batch_size, 0, 0)
-        .into_iter()
-        .filter(|b| b.len() == args.batch_size)
-        .take(args.steps + 1)
-        .collect();
-    if batches.len() < args.steps + 1 {
-        bail!(
-            "{} has too few molecules for {} batches of {}",
-            dataset.name,
-            args.steps + 1,
-            args.batch_size
-        );
-    }
+    let plan = bench::BenchPlan {
+        batch_size: args.batch_size,
+        steps: args.steps,
+        epochs: args.epochs,
+        optimizers: configs,
+    };
     println!(
-        "bench: {} on {} ({} params), batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
+        "bench: {} on {}, batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
         spec.name(),
         dataset.name,
-        graphsam::with_model!(&spec, &plain, 0, |m| burn::module::Module::num_params(&m)),
         args.batch_size,
         args.steps,
         args.device.name()
     );
-    let costs = graphsam::with_model!(&spec, &plain, 0, |model| {
-        bench::time_optimizers(
-            model,
-            &dataset,
-            scaler.as_ref(),
-            &batches,
-            &configs,
-            &device,
-        )
-    })?;
+    let report = bench::benchmark(&spec, &dataset, &plan, &device)?;
+    let costs = &report.costs;
+    println!("model: {} parameters", report.params);
     let reference = costs
         .iter()
         .find(|c| c.name == "adam")
@@ -98,7 +78,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "{:<10} {:>9} {:>8} {:>12} {:>7} {:>12} {:>11} {:>8}",
         "optimizer", "s/step", "±", "molecules/s", "ratio", "passes/step", "GFLOP/step", "GFLOP/s"
     );
-    for c in &costs {
+    for c in costs {
         let steps = c.seconds.len() as f64;
         println!(
             "{:<10} {:>9.4} {:>8.4} {:>12.1} {:>7.2} {:>12.2} {:>11.2} {:>8.1}",
@@ -134,9 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ),
         }
     }
-    let phases = graphsam::with_model!(&spec, &plain, 0, |model| {
-        bench::step_phases(model, &dataset, scaler.as_ref(), &batches[1], &device, 3)
-    })?;
+    let phases = &report.phases;
     let total = phases.total();
     println!(
         "where one Adam step's time goes (median of 3 instrumented steps on batch 1, {total:.4} s in all):"
@@ -148,16 +126,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             100.0 * seconds / total.max(f64::MIN_POSITIVE)
         );
     }
-    if args.epochs > 0 {
-        let epochs = graphsam::with_model!(&spec, &plain, 0, |model| {
-            bench::time_epochs(model, &dataset, args.batch_size, args.epochs, &device)
-        })?;
+    if let Some(first) = report.epochs.first() {
+        let epochs = &report.epochs;
         let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
         let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
         let (mean_total, std_total) = graphsam::train::stats::mean_std(&total);
         println!(
             "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
-            epochs[0].steps,
+            first.steps,
             args.batch_size,
             mean_total,
             std_total,

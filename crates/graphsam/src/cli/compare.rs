@@ -5,11 +5,7 @@
 //! assembles the table from finished cells.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -17,11 +13,12 @@ use clap::Args;
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
-use super::train::{load_options, model_spec};
+use super::train::load_options;
 use super::train_args::{FLAG_SCOPE, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope};
 use graphsam::data::{LoadOptions, MoleculeDataset, Registry};
 use graphsam::train::compare::{
-    Cell, Comparison, GRID_FILE, Grid, Shard, collect_summaries, compare,
+    Cell, CellEvent, Comparison, GRID_FILE, Grid, Shard, check_finished_config, collect_summaries,
+    compare, run_in_processes,
 };
 use graphsam::train::record::{files, read_json, write_json};
 use graphsam::train::{RunConfig, run_seed};
@@ -158,7 +155,39 @@ pub fn run(args: CompareArgs) -> Result<()> {
         out.display()
     );
     let outcome = if args.jobs > 1 && pending.len() > 1 {
-        run_children(&out, &pending, args.jobs)
+        let exe = std::env::current_exe().context("finding the graphsam executable")?;
+        // Each child runs this command line for one cell.
+        let parent_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        run_in_processes(
+            &exe,
+            &parent_args,
+            &out,
+            &pending,
+            args.jobs,
+            &mut |event| match event {
+                CellEvent::Started {
+                    cells,
+                    jobs,
+                    threads,
+                } => {
+                    eprintln!("running {cells} cells in {jobs} processes, {threads} threads each")
+                }
+                CellEvent::Finished { cell, done, total } => {
+                    eprintln!("cell {cell}: finished ({done}/{total})")
+                }
+                CellEvent::Failed {
+                    cell,
+                    log,
+                    log_tail,
+                } => match log {
+                    Some(log) => eprintln!(
+                        "cell {cell} failed; last lines of {}:\n{log_tail}",
+                        log.display()
+                    ),
+                    None => eprintln!("cell {cell} failed: {log_tail}"),
+                },
+            },
+        )
     } else {
         run_cells(&args, &out, &pending)
     };
@@ -240,29 +269,25 @@ impl Datasets {
 
 /// The run configuration of one cell: the same for every optimizer except the optimizer.
 fn cell_config(args: &CompareArgs, cell: &Cell, datasets: &mut Datasets) -> Result<RunConfig> {
-    let atom_limit = datasets.options.atom_limit;
+    let template = args.training.template(
+        &args.model,
+        &args.schedule,
+        datasets.options.atom_limit,
+        args.device.name(),
+    )?;
     let (dataset, smiles_column) = datasets.get(&cell.dataset)?;
     let metric = Registry::moleculenet().get(&cell.dataset)?.metric;
-    Ok(RunConfig {
-        dataset: dataset.name.clone(),
-        dataset_path: cell.dataset.clone(),
-        smiles_column: smiles_column.clone(),
-        targets: dataset.task_names.clone(),
-        task_type: dataset.task_type,
-        atom_limit,
-        model: model_spec(&args.model, dataset, atom_limit)?,
-        split: args.training.split.clone(),
-        split_sizes: args.training.split_sizes()?,
-        split_seed: args.training.split_seed()?,
-        train: args.training.settings(
+    let optimizer = flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?;
+    template
+        .config(
+            dataset,
+            &cell.dataset,
+            smiles_column,
             cell.seed,
-            flags_for(&args.optimizer_flags, &cell.optimizer).config(&cell.optimizer)?,
-            &args.schedule,
+            optimizer,
             metric,
-        ),
-        backend: args.device.name(),
-        graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
-    })
+        )
+        .with_context(|| format!("--hidden/--layers on {}", cell.dataset))
 }
 
 /// Refuses to go on when a finished cell was trained with other settings
@@ -328,112 +353,6 @@ fn run_cells(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
         bail!("{} cell(s) failed: {}", failed.len(), failed.join(", "));
     }
     Ok(())
-}
-
-/// A finished cell is only reused if it was trained with the same
-/// configuration; otherwise the table would mix settings silently.
-fn check_finished_config(dir: &Path, config: &RunConfig) -> Result<()> {
-    let config_path = dir.join(files::CONFIG);
-    if !dir.join(files::SUMMARY).exists() || !config_path.exists() {
-        return Ok(());
-    }
-    let existing: RunConfig = read_json(&config_path)?;
-    let same = RunConfig {
-        graphsam_version: config.graphsam_version.clone(),
-        ..existing
-    } == *config;
-    if !same {
-        bail!(
-            "{} holds a finished run with a different configuration; \
-             use another --out folder or delete that cell",
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// Runs cells in `jobs` child processes of this binary (`--cell`), each
-/// with RAYON_NUM_THREADS set to its share of the cores; output goes to
-/// `<out>/logs/`. A failed cell is reported with the tail of its log.
-fn run_children(out: &Path, cells: &[Cell], jobs: usize) -> Result<()> {
-    let exe = std::env::current_exe().context("finding the graphsam executable")?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1);
-    let logs = out.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    let parent_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let next = AtomicUsize::new(0);
-    let failed = Mutex::new(Vec::new());
-    eprintln!(
-        "running {} cells in {jobs} processes, {threads} threads each",
-        cells.len()
-    );
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(cells.len()) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(cell) = cells.get(k) else { break };
-                    let log = logs.join(format!(
-                        "{}-{}-seed-{}.log",
-                        cell.dataset, cell.optimizer, cell.seed
-                    ));
-                    let result = (|| -> Result<bool> {
-                        let file = File::create(&log)
-                            .with_context(|| format!("creating {}", log.display()))?;
-                        let status = Command::new(&exe)
-                            .args(&parent_args)
-                            .arg("--cell")
-                            .arg(cell.to_string())
-                            .env("RAYON_NUM_THREADS", threads.to_string())
-                            .stdin(Stdio::null())
-                            .stdout(file.try_clone()?)
-                            .stderr(file)
-                            .status()
-                            .with_context(|| format!("starting {}", exe.display()))?;
-                        Ok(status.success())
-                    })();
-                    match result {
-                        Ok(true) => eprintln!("cell {cell}: finished ({}/{})", k + 1, cells.len()),
-                        Ok(false) => {
-                            eprintln!(
-                                "cell {cell} failed; last lines of {}:\n{}",
-                                log.display(),
-                                tail(&log, 15)
-                            );
-                            failed
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(cell.to_string());
-                        }
-                        Err(e) => {
-                            eprintln!("cell {cell} failed: {e:#}");
-                            failed
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(cell.to_string());
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
-    if !failed.is_empty() {
-        bail!("{} cell(s) failed: {}", failed.len(), failed.join(", "));
-    }
-    Ok(())
-}
-
-/// The last `lines` lines of a text file (empty if unreadable).
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..]
-        .iter()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `--merge`: the table from whatever cells exist under `folders`, written

@@ -12,7 +12,7 @@ use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
 use graphsam::data::{LoadOptions, MoleculeDataset};
 use graphsam::model::{ModelKind, ModelSpec};
 use graphsam::train::stats::mean_std;
-use graphsam::train::{RunConfig, RunSummary, run_seed};
+use graphsam::train::{RunSummary, run_seed};
 
 /// Arguments of `graphsam train`.
 #[derive(Debug, Args)]
@@ -79,11 +79,16 @@ pub fn load_options(model: ModelKind, atom_limit: Option<usize>) -> LoadOptions 
 
 /// Runs the command.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let sizes = args.training.split_sizes()?;
-    let split_seed = args.training.split_seed()?;
     let optimizer = args.optimizer_flags.config(&args.optimizer)?;
     let (spec, _) = args.data.spec()?;
     let options = load_options(args.model.model, args.training.atom_limit);
+    // Every flag is checked before the dataset loads.
+    let template = args.training.template(
+        &args.model,
+        &args.schedule,
+        options.atom_limit,
+        args.device.name(),
+    )?;
     let dataset = args.data.load(&options)?;
     super::report_skipped(&dataset);
     let out = args.out.clone().unwrap_or_else(|| {
@@ -99,23 +104,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     note_default_settings(&model, &dataset.name);
     let mut summaries: Vec<RunSummary> = Vec::new();
     for seed in 0..args.seeds {
-        let config = RunConfig {
-            dataset: dataset.name.clone(),
-            dataset_path: args.data.dataset.clone(),
-            smiles_column: spec.smiles_column.clone(),
-            targets: dataset.task_names.clone(),
-            task_type: dataset.task_type,
-            atom_limit: options.atom_limit,
-            model: model.clone(),
-            split: args.training.split.clone(),
-            split_sizes: sizes,
-            split_seed,
-            train: args
-                .training
-                .settings(seed, optimizer.clone(), &args.schedule, spec.metric),
-            backend: args.device.name(),
-            graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let config = template.config(
+            &dataset,
+            &args.data.dataset,
+            &spec.smiles_column,
+            seed,
+            optimizer.clone(),
+            spec.metric,
+        )?;
         let dir = out.join(format!("seed-{seed}"));
         eprintln!(
             "training {} on {} ({} molecules) with {}, seed {seed} -> {}",

@@ -8,9 +8,9 @@ use graphsam_optim::{
     RhoDecay, RstSchedule,
 };
 
-use graphsam::data::{Metric, SplitKind, SplitSizes};
+use graphsam::data::{SplitKind, SplitSizes};
 use graphsam::model::{ModelKind, ModelSpec};
-use graphsam::train::TrainSettings;
+use graphsam::train::RunTemplate;
 
 /// Each optimizer flag (without `--`) and the optimizers it applies to.
 pub const FLAG_SCOPE: [(&str, &[&str]); 16] = [
@@ -352,24 +352,29 @@ impl LoopArgs {
         Ok(self.split_seed)
     }
 
-    /// Training settings for one seed with `optimizer`.
-    pub fn settings(
+    /// The settings every run of the command shares, with the model flags,
+    /// the schedule, the effective atom limit and the backend's name.
+    pub fn template(
         &self,
-        seed: u64,
-        optimizer: OptimizerConfig,
+        model: &ModelArgs,
         schedule: &ScheduleArgs,
-        metric: Metric,
-    ) -> TrainSettings {
-        TrainSettings {
+        atom_limit: Option<usize>,
+        backend: String,
+    ) -> Result<RunTemplate> {
+        Ok(RunTemplate {
+            model: model.model,
+            hidden: model.hidden,
+            layers: model.layers,
+            split: self.split.clone(),
+            split_sizes: self.split_sizes()?,
+            split_seed: self.split_seed()?,
             epochs: self.epochs,
             patience: self.patience,
             batch_size: self.batch_size,
-            seed,
-            // RST's draws follow the run's seed, so seeds differ in them too.
-            optimizer: optimizer.with_seed(seed),
+            atom_limit,
             schedule: schedule.config(),
-            metric,
-        }
+            backend,
+        })
     }
 }
 
@@ -399,35 +404,15 @@ impl ModelArgs {
         n_tasks: usize,
         atom_limit: Option<usize>,
     ) -> Result<ModelSpec> {
-        let mut spec = self.model.default_spec(dataset, n_tasks);
-        match &mut spec {
-            ModelSpec::Compt(c) => {
-                c.d_model = self.hidden.unwrap_or(c.d_model);
-                c.layers = self.layers.unwrap_or(c.layers);
-                // Positions run 1..=atoms, and molecules have fewer than `atom_limit` atoms.
-                c.max_atoms = c.max_atoms.max(atom_limit.unwrap_or(0));
-            }
-            ModelSpec::Grover(c) => {
-                c.hidden_size = self.hidden.unwrap_or(c.hidden_size);
-                c.num_mt_block = self.layers.unwrap_or(c.num_mt_block);
-            }
-            ModelSpec::Dmpnn(c) => {
-                // chemprop sizes the FFN head like the messages unless told otherwise.
-                if let Some(d) = self.hidden {
-                    c.hidden_size = d;
-                    c.ffn_hidden_size = d;
-                }
-                c.depth = self.layers.unwrap_or(c.depth);
-            }
-        }
-        spec.validate().map_err(|e| {
-            let given: Vec<String> = [("hidden", self.hidden), ("layers", self.layers)]
-                .into_iter()
-                .filter_map(|(flag, value)| value.map(|v| format!("--{flag} {v}")))
-                .collect();
-            anyhow!("--hidden/--layers ({}): {e}", given.join(" "))
-        })?;
-        Ok(spec)
+        self.model
+            .spec(dataset, n_tasks, self.hidden, self.layers, atom_limit)
+            .map_err(|e| {
+                let given: Vec<String> = [("hidden", self.hidden), ("layers", self.layers)]
+                    .into_iter()
+                    .filter_map(|(flag, value)| value.map(|v| format!("--{flag} {v}")))
+                    .collect();
+                anyhow!("--hidden/--layers ({}): {e}", given.join(" "))
+            })
     }
 }
 

@@ -247,6 +247,43 @@ impl ModelKind {
         }
     }
 
+    /// The hyper-parameters for `dataset` with `n_tasks` outputs: the
+    /// defaults ([`Self::default_spec`]) with the width (`hidden`) and depth
+    /// (`layers`) overridden where given, CoMPT's position table grown to hold
+    /// molecules below `atom_limit` atoms, and the result checked.
+    pub fn spec(
+        self,
+        dataset: &str,
+        n_tasks: usize,
+        hidden: Option<usize>,
+        layers: Option<usize>,
+        atom_limit: Option<usize>,
+    ) -> Result<ModelSpec, String> {
+        let mut spec = self.default_spec(dataset, n_tasks);
+        match &mut spec {
+            ModelSpec::Compt(c) => {
+                c.d_model = hidden.unwrap_or(c.d_model);
+                c.layers = layers.unwrap_or(c.layers);
+                // Positions run 1..=atoms, and molecules have fewer than `atom_limit` atoms.
+                c.max_atoms = c.max_atoms.max(atom_limit.unwrap_or(0));
+            }
+            ModelSpec::Grover(c) => {
+                c.hidden_size = hidden.unwrap_or(c.hidden_size);
+                c.num_mt_block = layers.unwrap_or(c.num_mt_block);
+            }
+            ModelSpec::Dmpnn(c) => {
+                // chemprop sizes the FFN head like the messages unless told otherwise.
+                if let Some(d) = hidden {
+                    c.hidden_size = d;
+                    c.ffn_hidden_size = d;
+                }
+                c.depth = layers.unwrap_or(c.depth);
+            }
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// The default hyper-parameters for `dataset` (CoMPT: the per-dataset
     /// table of COMPT.md) with `n_tasks` outputs.
     pub fn default_spec(self, dataset: &str, n_tasks: usize) -> ModelSpec {

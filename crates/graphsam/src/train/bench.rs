@@ -474,3 +474,88 @@ mod tests {
         assert!((0.5..8.0).contains(&ghz), "{ghz} GHz");
     }
 }
+
+/// What to measure in [`benchmark`].
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// Molecules per step (every timed batch is full).
+    pub batch_size: usize,
+    /// Timed steps per optimizer, after one warm-up step.
+    pub steps: usize,
+    /// Whole training epochs to time as well (0: none).
+    pub epochs: usize,
+    /// The optimizers, in the order given.
+    pub optimizers: Vec<OptimizerConfig>,
+}
+
+/// Everything `graphsam bench` reports for one backbone on one dataset.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// Scalar parameters of the model.
+    pub params: usize,
+    /// Per optimizer, in the plan's order.
+    pub costs: Vec<OptimizerCost>,
+    /// Where one Adam step's time goes (median of 3 instrumented steps).
+    pub phases: StepPhases,
+    /// Whole training epochs, if asked for.
+    pub epochs: Vec<EpochSeconds>,
+}
+
+/// Times the plan's optimizers on the same fresh model (`spec`) and the same
+/// full batches of `dataset` (shuffled with seed 0), then one instrumented
+/// step and, if asked, whole epochs. Refuses a dataset too small for
+/// `steps + 1` full batches.
+pub fn benchmark(
+    spec: &crate::model::ModelSpec,
+    dataset: &MoleculeDataset,
+    plan: &BenchPlan,
+    device: &Device,
+) -> Result<BenchReport> {
+    if plan.steps == 0 || plan.batch_size == 0 {
+        anyhow::bail!("benchmarking needs at least one step of at least one molecule");
+    }
+    let plain = device.clone().inner();
+    let scaler = (dataset.task_type == crate::data::TaskType::Regression)
+        .then(|| TargetScaler::fit(dataset, &(0..dataset.len()).collect::<Vec<_>>()));
+    let all: Vec<usize> = (0..dataset.len()).collect();
+    let batches: Vec<Vec<usize>> = crate::data::shuffled_batches(&all, plan.batch_size, 0, 0)
+        .into_iter()
+        .filter(|b| b.len() == plan.batch_size)
+        .take(plan.steps + 1)
+        .collect();
+    if batches.len() < plan.steps + 1 {
+        anyhow::bail!(
+            "{} has too few molecules for {} batches of {}",
+            dataset.name,
+            plan.steps + 1,
+            plan.batch_size
+        );
+    }
+    let params = crate::with_model!(spec, &plain, 0, |m| burn::module::Module::num_params(&m));
+    let costs = crate::with_model!(spec, &plain, 0, |model| {
+        time_optimizers(
+            model,
+            dataset,
+            scaler.as_ref(),
+            &batches,
+            &plan.optimizers,
+            device,
+        )
+    })?;
+    let phases = crate::with_model!(spec, &plain, 0, |model| {
+        step_phases(model, dataset, scaler.as_ref(), &batches[1], device, 3)
+    })?;
+    let epochs = if plan.epochs > 0 {
+        crate::with_model!(spec, &plain, 0, |model| {
+            time_epochs(model, dataset, plan.batch_size, plan.epochs, device)
+        })?
+    } else {
+        Vec::new()
+    };
+    Ok(BenchReport {
+        params,
+        costs,
+        phases,
+        epochs,
+    })
+}

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::record::{files, read_json, write_atomic, write_json};
+use super::run::RunConfig;
 use super::run::RunSummary;
 use super::stats::{PairedDifference, mean_std};
 
@@ -752,6 +753,159 @@ impl Comparison {
         }
         Ok(())
     }
+}
+
+/// A finished cell is only reused if it was trained with `config` (the
+/// graphsam version aside); otherwise the table would mix settings silently.
+pub fn check_finished_config(dir: &Path, config: &RunConfig) -> Result<()> {
+    let config_path = dir.join(files::CONFIG);
+    if !dir.join(files::SUMMARY).exists() || !config_path.exists() {
+        return Ok(());
+    }
+    let existing: RunConfig = read_json(&config_path)?;
+    let same = RunConfig {
+        graphsam_version: config.graphsam_version.clone(),
+        ..existing
+    } == *config;
+    if !same {
+        bail!(
+            "{} holds a finished run with a different configuration; \
+             use another --out folder or delete that cell",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// What [`run_in_processes`] reports as it goes.
+#[derive(Debug)]
+pub enum CellEvent<'a> {
+    /// The pool starts: `cells` cells over `jobs` processes of `threads` threads.
+    Started {
+        /// Cells to run.
+        cells: usize,
+        /// Child processes at once.
+        jobs: usize,
+        /// Threads per child (`RAYON_NUM_THREADS`).
+        threads: usize,
+    },
+    /// A cell's process exited successfully.
+    Finished {
+        /// The cell.
+        cell: &'a Cell,
+        /// Cells finished or failed so far, this one included.
+        done: usize,
+        /// Cells in all.
+        total: usize,
+    },
+    /// A cell's process failed or could not start.
+    Failed {
+        /// The cell.
+        cell: &'a Cell,
+        /// Its log file, if it got one.
+        log: Option<&'a Path>,
+        /// The last lines of its log, or why it could not start.
+        log_tail: String,
+    },
+}
+
+/// Runs each cell as `exe <args> --cell <cell>` in at most `jobs` child
+/// processes at once, each with `RAYON_NUM_THREADS` set to its share of the
+/// cores and its output in `<out>/logs/`. A failed cell is reported and the
+/// others still run; the error lists every failed cell.
+pub fn run_in_processes(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    out: &Path,
+    cells: &[Cell],
+    jobs: usize,
+    on_event: &mut (dyn FnMut(CellEvent) + Send),
+) -> Result<()> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs.max(1)).max(1);
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    on_event(CellEvent::Started {
+        cells: cells.len(),
+        jobs,
+        threads,
+    });
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    let on_event = Mutex::new(on_event);
+    let report = |event: CellEvent| (on_event.lock().unwrap_or_else(|e| e.into_inner()))(event);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(cells.len()) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(cell) = cells.get(k) else { break };
+                    let log = logs.join(format!(
+                        "{}-{}-seed-{}.log",
+                        cell.dataset, cell.optimizer, cell.seed
+                    ));
+                    let result = (|| -> Result<bool> {
+                        let file = std::fs::File::create(&log)
+                            .with_context(|| format!("creating {}", log.display()))?;
+                        let status = std::process::Command::new(exe)
+                            .args(args)
+                            .arg("--cell")
+                            .arg(cell.to_string())
+                            .env("RAYON_NUM_THREADS", threads.to_string())
+                            .stdin(std::process::Stdio::null())
+                            .stdout(file.try_clone()?)
+                            .stderr(file)
+                            .status()
+                            .with_context(|| format!("starting {}", exe.display()))?;
+                        Ok(status.success())
+                    })();
+                    let done = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    match result {
+                        Ok(true) => report(CellEvent::Finished {
+                            cell,
+                            done,
+                            total: cells.len(),
+                        }),
+                        outcome => {
+                            let (log, log_tail) = match outcome {
+                                Err(e) => (None, format!("{e:#}")),
+                                _ => (Some(log.as_path()), tail(&log, 15)),
+                            };
+                            report(CellEvent::Failed {
+                                cell,
+                                log,
+                                log_tail,
+                            });
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(cell.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !failed.is_empty() {
+        bail!("{} cell(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The last `lines` lines of a text file, indented (empty if unreadable).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Fixed colours for the usual optimizers, so plots of different runs agree.

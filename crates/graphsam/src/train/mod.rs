@@ -9,7 +9,7 @@ pub mod run;
 pub mod stats;
 pub mod trainer;
 
-pub use run::{ModelCard, RunConfig, RunSummary, device_without_autodiff, run_seed};
+pub use run::{ModelCard, RunConfig, RunSummary, RunTemplate, device_without_autodiff, run_seed};
 pub use trainer::{
     Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
     predict_indices, probability,

@@ -16,7 +16,8 @@ use crate::data::{
     Metric, MetricScore, MoleculeDataset, Split, SplitKind, SplitSizes, TargetScaler, TaskType,
     make_split,
 };
-use crate::model::{ModelSpec, PropertyModel};
+use crate::model::{ModelKind, ModelSpec, PropertyModel};
+use crate::optim::{NoamLrConfig, OptimizerConfig};
 
 /// Everything needed to reproduce a run (written as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,85 @@ pub struct RunConfig {
     pub backend: String,
     /// graphsam version that wrote the run.
     pub graphsam_version: String,
+}
+
+/// The settings all runs of one `train` or `compare` command share; each
+/// run adds its dataset, seed and optimizer ([`RunTemplate::config`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTemplate {
+    /// The backbone.
+    pub model: ModelKind,
+    /// Width override (see [`ModelKind::spec`]).
+    pub hidden: Option<usize>,
+    /// Depth override.
+    pub layers: Option<usize>,
+    /// How the data is split.
+    pub split: SplitKind,
+    /// Split fractions.
+    pub split_sizes: SplitSizes,
+    /// Seed of the split for every run, if fixed.
+    pub split_seed: Option<u64>,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Early-stopping patience (0: off).
+    pub patience: usize,
+    /// Molecules per step.
+    pub batch_size: usize,
+    /// Molecules with at least this many atoms are skipped.
+    pub atom_limit: Option<usize>,
+    /// The learning-rate schedule.
+    pub schedule: NoamLrConfig,
+    /// Compute backend name.
+    pub backend: String,
+}
+
+impl RunTemplate {
+    /// The configuration of one run: `dataset` (found at `dataset_path`, its
+    /// SMILES in `smiles_column`) trained with `optimizer` under `seed`,
+    /// selected on `metric`. The optimizer's own draws (RST) follow the seed.
+    pub fn config(
+        &self,
+        dataset: &MoleculeDataset,
+        dataset_path: &str,
+        smiles_column: &str,
+        seed: u64,
+        optimizer: OptimizerConfig,
+        metric: Metric,
+    ) -> Result<RunConfig> {
+        let model = self
+            .model
+            .spec(
+                &dataset.name,
+                dataset.n_tasks,
+                self.hidden,
+                self.layers,
+                self.atom_limit,
+            )
+            .map_err(anyhow::Error::msg)?;
+        Ok(RunConfig {
+            dataset: dataset.name.clone(),
+            dataset_path: dataset_path.to_string(),
+            smiles_column: smiles_column.to_string(),
+            targets: dataset.task_names.clone(),
+            task_type: dataset.task_type,
+            atom_limit: self.atom_limit,
+            model,
+            split: self.split.clone(),
+            split_sizes: self.split_sizes,
+            split_seed: self.split_seed,
+            train: TrainSettings {
+                epochs: self.epochs,
+                patience: self.patience,
+                batch_size: self.batch_size,
+                seed,
+                optimizer: optimizer.with_seed(seed),
+                schedule: self.schedule.clone(),
+                metric,
+            },
+            backend: self.backend.clone(),
+            graphsam_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
 }
 
 /// What `predict` needs besides the weights (written as `model.json`).
