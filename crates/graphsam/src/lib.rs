@@ -10,8 +10,11 @@
 pub use graphsam_chem::{chem, features};
 pub use graphsam_optim as optim;
 
+pub use error::ParseError;
+
 pub mod data;
 pub mod device;
+pub mod error;
 pub mod memory;
 pub mod model;
 pub mod train;

@@ -45,7 +45,7 @@ impl FeatureSet {
     pub const ALL: [FeatureSet; 3] = [FeatureSet::Compt, FeatureSet::Chemprop, FeatureSet::Grover];
 
     /// Width of one atom's feature vector.
-    pub fn atom_dim(self) -> usize {
+    pub const fn atom_dim(self) -> usize {
         match self {
             Self::Compt => compt::ATOM_DIM,
             Self::Chemprop => chemprop::ATOM_DIM,
@@ -54,10 +54,20 @@ impl FeatureSet {
     }
 
     /// Width of one bond's feature vector.
-    pub fn bond_dim(self) -> usize {
+    pub const fn bond_dim(self) -> usize {
         match self {
             Self::Compt => compt::BOND_DIM,
             Self::Chemprop | Self::Grover => chemprop::BOND_DIM,
+        }
+    }
+
+    /// Molecules with at least this many heavy atoms are left out by
+    /// default: CoMPT's reference drops them (its position table has 100
+    /// rows); the other backbones take every size.
+    pub const fn default_atom_limit(self) -> Option<usize> {
+        match self {
+            Self::Compt => Some(100),
+            Self::Chemprop | Self::Grover => None,
         }
     }
 

@@ -12,8 +12,12 @@ use super::error::{DataError, Result};
 use super::registry::{DatasetSpec, TaskType};
 use super::resolve::DatasetResolver;
 
-/// The CoMPT reference drops molecules with this many atoms or more.
-pub const COMPT_ATOM_LIMIT: usize = 100;
+/// The CoMPT reference drops molecules with this many atoms or more
+/// (graphsam-chem's [`FeatureSet::default_atom_limit`]).
+pub const COMPT_ATOM_LIMIT: usize = match FeatureSet::Compt.default_atom_limit() {
+    Some(limit) => limit,
+    None => usize::MAX,
+};
 
 /// What to compute while loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +36,9 @@ impl LoadOptions {
     /// Featurize with `features`; atom limit 100 for CoMPT (as the reference),
     /// none otherwise; scaffolds computed.
     pub fn for_features(features: FeatureSet) -> Self {
-        let atom_limit = match features {
-            FeatureSet::Compt => Some(COMPT_ATOM_LIMIT),
-            _ => None,
-        };
         LoadOptions {
             features: Some(features),
-            atom_limit,
+            atom_limit: features.default_atom_limit(),
             scaffolds: true,
         }
     }

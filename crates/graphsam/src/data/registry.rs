@@ -35,13 +35,15 @@ impl std::fmt::Display for TaskType {
 }
 
 impl std::str::FromStr for TaskType {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::ParseError;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::ParseError> {
         match s.to_ascii_lowercase().as_str() {
             "classification" | "class" => Ok(TaskType::Classification),
             "regression" | "reg" => Ok(TaskType::Regression),
-            other => Err(format!(
-                "unknown task type `{other}` (classification or regression)"
+            _ => Err(crate::ParseError::new(
+                "unknown task type",
+                s,
+                "classification or regression",
             )),
         }
     }
@@ -85,15 +87,17 @@ impl std::fmt::Display for Metric {
 }
 
 impl std::str::FromStr for Metric {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::ParseError;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::ParseError> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "roc-auc" | "auc" | "rocauc" => Ok(Metric::RocAuc),
             "prc-auc" | "prcauc" => Ok(Metric::PrcAuc),
             "rmse" => Ok(Metric::Rmse),
             "mae" => Ok(Metric::Mae),
-            other => Err(format!(
-                "unknown metric `{other}` (roc-auc, prc-auc, rmse, mae)"
+            _ => Err(crate::ParseError::new(
+                "unknown metric",
+                s,
+                "roc-auc, prc-auc, rmse or mae",
             )),
         }
     }

@@ -83,10 +83,10 @@ pub enum SplitKind {
 }
 
 impl std::str::FromStr for SplitKind {
-    type Err = String;
+    type Err = crate::ParseError;
     /// `random`, `scaffold` (= `scaffold-balanced`), `scaffold-deterministic`
     /// (= `deepchem-scaffold`), or `file:<path>`.
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, crate::ParseError> {
         if let Some(p) = s.strip_prefix("file:") {
             return Ok(SplitKind::File {
                 path: PathBuf::from(p),
@@ -98,8 +98,10 @@ impl std::str::FromStr for SplitKind {
             "scaffold-deterministic" | "deepchem-scaffold" | "deepchem" => {
                 Ok(SplitKind::ScaffoldDeterministic)
             }
-            other => Err(format!(
-                "unknown split `{other}` (random, scaffold, scaffold-deterministic, file:<path>)"
+            _ => Err(crate::ParseError::new(
+                "unknown split",
+                s,
+                "random, scaffold, scaffold-deterministic or file:<path>",
             )),
         }
     }

@@ -29,11 +29,11 @@ use super::{ForwardMode, TaskType};
 pub struct DmpnnConfig {
     /// Number of prediction tasks (logits per molecule).
     pub n_tasks: usize,
-    /// Atom feature width (chemprop: 133).
-    #[config(default = 133)]
+    /// Atom feature width (chemprop: 133, from graphsam-chem).
+    #[config(default = "crate::features::FeatureSet::Chemprop.atom_dim()")]
     pub atom_dim: usize,
-    /// Bond feature width (chemprop: 14).
-    #[config(default = 14)]
+    /// Bond feature width (chemprop: 14, from graphsam-chem).
+    #[config(default = "crate::features::FeatureSet::Chemprop.bond_dim()")]
     pub bond_dim: usize,
     /// Width of bond messages and atom vectors.
     #[config(default = 300)]
@@ -296,6 +296,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::model::graph_input::HostGraphs;
     use crate::model::graph_input::fixtures::{
         MoleculeSketch, device, featurize_all, host, matrix, pack, scalar, sketches,
     };
@@ -422,15 +423,17 @@ mod tests {
         model.w_output.weight = one(2);
         model.w_output.bias = Some(Param::from_tensor(Tensor::zeros([1], &d)));
         let input = GraphInput::from_host(
-            1,
-            1,
-            &[1.0, 2.0, 3.0],
-            &[0.5, 0.5, 0.25, 0.25],
-            &[0, 1, 1, 2],
-            &[1, 0, 2, 1],
-            &[1, 0, 3, 2],
-            &[0, 0, 0],
-            1,
+            &HostGraphs {
+                atom_dim: 1,
+                bond_dim: 1,
+                atom_features: &[1.0, 2.0, 3.0],
+                bond_features: &[0.5, 0.5, 0.25, 0.25],
+                bond_source: &[0, 1, 1, 2],
+                bond_target: &[1, 0, 2, 1],
+                bond_reverse: &[1, 0, 3, 2],
+                atom_molecule: &[0, 0, 0],
+                n_molecules: 1,
+            },
             &d,
         )
         .unwrap();

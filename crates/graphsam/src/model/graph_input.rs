@@ -176,26 +176,49 @@ pub enum GraphInputError {
     },
 }
 
+/// A packed batch of molecular graphs as host arrays, before upload.
+///
+/// `atom_features` is row-major `n_atoms × atom_dim` with `n_atoms =
+/// atom_molecule.len()`; `bond_features` is row-major `n_bonds × bond_dim`
+/// with `n_bonds = bond_source.len()`.
+#[derive(Debug, Clone, Copy)]
+pub struct HostGraphs<'a> {
+    /// Width of one atom's features.
+    pub atom_dim: usize,
+    /// Width of one bond's features.
+    pub bond_dim: usize,
+    /// Atom features, row-major.
+    pub atom_features: &'a [f32],
+    /// Directed-bond features, row-major.
+    pub bond_features: &'a [f32],
+    /// Source atom of each directed bond.
+    pub bond_source: &'a [i64],
+    /// Target atom of each directed bond.
+    pub bond_target: &'a [i64],
+    /// The opposite directed bond of each bond.
+    pub bond_reverse: &'a [i64],
+    /// Molecule (batch position) of each atom.
+    pub atom_molecule: &'a [i64],
+    /// Molecules in the batch.
+    pub n_molecules: usize,
+}
+
 impl GraphInput {
-    /// Validates host arrays and uploads them to `device`.
-    ///
-    /// `atom_features` is row-major `n_atoms × atom_dim` with `n_atoms =
-    /// atom_molecule.len()`; `bond_features` is row-major `n_bonds × bond_dim`
-    /// with `n_bonds = bond_source.len()`. Molecules without atoms are allowed
-    /// (their readout is a zero vector), a batch without atoms is not.
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_host(
-        atom_dim: usize,
-        bond_dim: usize,
-        atom_features: &[f32],
-        bond_features: &[f32],
-        bond_source: &[i64],
-        bond_target: &[i64],
-        bond_reverse: &[i64],
-        atom_molecule: &[i64],
-        n_molecules: usize,
-        device: &Device,
-    ) -> Result<Self, GraphInputError> {
+    /// Validates host arrays and uploads them to `device`. Molecules without
+    /// atoms are allowed (their readout is a zero vector), a batch without
+    /// atoms is not.
+    pub fn from_host(host: &HostGraphs, device: &Device) -> Result<Self, GraphInputError> {
+        let HostGraphs {
+            atom_dim,
+            bond_dim,
+            atom_features,
+            bond_features,
+            bond_source,
+            bond_target,
+            bond_reverse,
+            atom_molecule,
+            n_molecules,
+        } = *host;
         let n_atoms = atom_molecule.len();
         let n_bonds = bond_source.len();
         if n_molecules == 0 || n_atoms == 0 {
@@ -527,15 +550,17 @@ pub(crate) mod fixtures {
             atom_offset += molecule.sketch.n_atoms as i64;
         }
         GraphInput::from_host(
-            atom_dim,
-            bond_dim,
-            &atoms,
-            &bonds,
-            &source,
-            &target,
-            &reverse,
-            &molecule_of,
-            molecules.len(),
+            &HostGraphs {
+                atom_dim,
+                bond_dim,
+                atom_features: &atoms,
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &molecule_of,
+                n_molecules: molecules.len(),
+            },
             device,
         )
         .expect("fixture batches are valid")
@@ -573,15 +598,17 @@ mod tests {
         let mut atoms2 = atoms.clone();
         atoms2.extend_from_slice(&[0.5, 0.5]);
         let input = GraphInput::from_host(
-            2,
-            2,
-            &atoms2,
-            &bonds,
-            &source,
-            &target,
-            &reverse,
-            &[0, 0, 0, 1],
-            2,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &atoms2,
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &[0, 0, 0, 1],
+                n_molecules: 2,
+            },
             &device(),
         )
         .unwrap();
@@ -609,9 +636,21 @@ mod tests {
 
     #[test]
     fn accepts_a_batch_without_bonds() {
-        let input =
-            GraphInput::from_host(3, 2, &[1.0; 6], &[], &[], &[], &[], &[0, 1], 2, &device())
-                .unwrap();
+        let input = GraphInput::from_host(
+            &HostGraphs {
+                atom_dim: 3,
+                bond_dim: 2,
+                atom_features: &[1.0; 6],
+                bond_features: &[],
+                bond_source: &[],
+                bond_target: &[],
+                bond_reverse: &[],
+                atom_molecule: &[0, 1],
+                n_molecules: 2,
+            },
+            &device(),
+        )
+        .unwrap();
         assert_eq!(input.n_bonds(), 0);
         assert_eq!(input.bond_dim(), 2);
     }
@@ -621,15 +660,17 @@ mod tests {
         let (atoms, bonds, source, target, reverse, molecule) = ethanol_like();
         let d = device();
         let err = GraphInput::from_host(
-            2,
-            2,
-            &atoms[..5],
-            &bonds,
-            &source,
-            &target,
-            &reverse,
-            &molecule,
-            1,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &atoms[..5],
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &molecule,
+                n_molecules: 1,
+            },
             &d,
         )
         .unwrap_err();
@@ -643,15 +684,17 @@ mod tests {
         );
 
         let err = GraphInput::from_host(
-            2,
-            2,
-            &atoms,
-            &bonds,
-            &[0, 1, 1, 3],
-            &target,
-            &reverse,
-            &molecule,
-            1,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &atoms,
+                bond_features: &bonds,
+                bond_source: &[0, 1, 1, 3],
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &molecule,
+                n_molecules: 1,
+            },
             &d,
         )
         .unwrap_err();
@@ -666,15 +709,17 @@ mod tests {
         );
 
         let err = GraphInput::from_host(
-            2,
-            2,
-            &atoms,
-            &bonds,
-            &source,
-            &target,
-            &[1, 0, 2, 3],
-            &molecule,
-            1,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &atoms,
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &[1, 0, 2, 3],
+                atom_molecule: &molecule,
+                n_molecules: 1,
+            },
             &d,
         )
         .unwrap_err();
@@ -689,7 +734,18 @@ mod tests {
         let mut nan_atoms = atoms.clone();
         nan_atoms[3] = f32::NAN;
         let err = GraphInput::from_host(
-            2, 2, &nan_atoms, &bonds, &source, &target, &reverse, &molecule, 1, &d,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &nan_atoms,
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &molecule,
+                n_molecules: 1,
+            },
+            &d,
         )
         .unwrap_err();
         assert_eq!(
@@ -701,7 +757,21 @@ mod tests {
             }
         );
 
-        let err = GraphInput::from_host(2, 2, &[], &[], &[], &[], &[], &[], 1, &d).unwrap_err();
+        let err = GraphInput::from_host(
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &[],
+                bond_features: &[],
+                bond_source: &[],
+                bond_target: &[],
+                bond_reverse: &[],
+                atom_molecule: &[],
+                n_molecules: 1,
+            },
+            &d,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             GraphInputError::Empty {
@@ -711,15 +781,17 @@ mod tests {
         );
 
         let err = GraphInput::from_host(
-            2,
-            2,
-            &atoms,
-            &bonds,
-            &source,
-            &target,
-            &reverse,
-            &[0, 0, 1],
-            1,
+            &HostGraphs {
+                atom_dim: 2,
+                bond_dim: 2,
+                atom_features: &atoms,
+                bond_features: &bonds,
+                bond_source: &source,
+                bond_target: &target,
+                bond_reverse: &reverse,
+                atom_molecule: &[0, 0, 1],
+                n_molecules: 1,
+            },
             &d,
         )
         .unwrap_err();

@@ -49,11 +49,12 @@ use super::{ForwardMode, TaskType};
 pub struct GroverConfig {
     /// Number of prediction tasks (logits per molecule and head).
     pub n_tasks: usize,
-    /// Atom feature width (GROVER: 151).
-    #[config(default = 151)]
+    /// Atom feature width (GROVER: 151, from graphsam-chem).
+    #[config(default = "crate::features::FeatureSet::Grover.atom_dim()")]
     pub atom_dim: usize,
-    /// Bond feature width, without the source atom's features (GROVER: 14).
-    #[config(default = 14)]
+    /// Bond feature width, without the source atom's features (GROVER: 14,
+    /// from graphsam-chem).
+    #[config(default = "crate::features::FeatureSet::Grover.bond_dim()")]
     pub bond_dim: usize,
     /// Width d of every hidden row; must be divisible by `num_attn_head`.
     #[config(default = 100)]

@@ -27,7 +27,7 @@ use crate::data::{BatchLayout, DenseBatch, PackedBatch};
 use compt::{Compt, ComptConfig, ComptInput};
 use dmpnn::{Dmpnn, DmpnnConfig};
 pub use flops::{Grads, PassFlops};
-use graph_input::GraphInput;
+use graph_input::{GraphInput, HostGraphs};
 use grover::{Grover, GroverConfig};
 
 /// Whether a forward pass trains (stochastic parts on) or evaluates.
@@ -157,15 +157,17 @@ impl PropertyModel for Compt {
 
 fn graph_input(batch: &PackedBatch, device: &Device) -> anyhow::Result<Labelled<GraphInput>> {
     let input = GraphInput::from_host(
-        batch.atom_dim,
-        batch.bond_dim,
-        &batch.atom_features,
-        &batch.bond_features,
-        &batch.bond_source,
-        &batch.bond_target,
-        &batch.bond_reverse,
-        &batch.atom_molecule,
-        batch.len(),
+        &HostGraphs {
+            atom_dim: batch.atom_dim,
+            bond_dim: batch.bond_dim,
+            atom_features: &batch.atom_features,
+            bond_features: &batch.bond_features,
+            bond_source: &batch.bond_source,
+            bond_target: &batch.bond_target,
+            bond_reverse: &batch.bond_reverse,
+            atom_molecule: &batch.atom_molecule,
+            n_molecules: batch.len(),
+        },
         device,
     )
     .map_err(|e| anyhow::anyhow!("packing molecules {:?}: {e}", batch.molecules))?;
@@ -296,13 +298,17 @@ impl ModelKind {
 }
 
 impl std::str::FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ParseError;
+    fn from_str(s: &str) -> Result<Self, crate::ParseError> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "compt" => Ok(ModelKind::Compt),
             "grover" => Ok(ModelKind::Grover),
             "dmpnn" | "d-mpnn" | "chemprop" => Ok(ModelKind::Dmpnn),
-            other => Err(format!("unknown model `{other}` (compt, grover, dmpnn)")),
+            _ => Err(crate::ParseError::new(
+                "unknown model",
+                s,
+                "compt, grover or dmpnn",
+            )),
         }
     }
 }

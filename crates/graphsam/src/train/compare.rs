@@ -163,27 +163,28 @@ pub struct Shard {
 }
 
 impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::ParseError;
+    fn from_str(s: &str) -> std::result::Result<Self, crate::ParseError> {
+        let bad = |expected: String| crate::ParseError::new("shard", s, expected);
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("shard `{s}`: expected INDEX/COUNT, e.g. 0/8 (0-based)"))?;
+            .ok_or_else(|| bad("expected INDEX/COUNT, e.g. 0/8 (0-based)".into()))?;
         let index: usize = i
             .trim()
             .parse()
-            .map_err(|_| format!("shard `{s}`: index `{i}` is not a whole number"))?;
+            .map_err(|_| bad(format!("index `{i}` is not a whole number")))?;
         let count: usize = n
             .trim()
             .parse()
-            .map_err(|_| format!("shard `{s}`: count `{n}` is not a whole number"))?;
+            .map_err(|_| bad(format!("count `{n}` is not a whole number")))?;
         if count == 0 {
-            return Err(format!("shard `{s}`: the count must be at least 1"));
+            return Err(bad("the count must be at least 1".into()));
         }
         if index >= count {
-            return Err(format!(
-                "shard `{s}`: index {index} is out of range; shards are 0-based, 0..={}",
+            return Err(bad(format!(
+                "index {index} is out of range; shards are 0-based, 0..={}",
                 count - 1
-            ));
+            )));
         }
         Ok(Shard { index, count })
     }
@@ -1116,10 +1117,16 @@ mod tests {
             "2/8".parse::<Shard>().unwrap(),
             Shard { index: 2, count: 8 }
         );
-        assert!("8/8".parse::<Shard>().unwrap_err().contains("0-based"));
-        assert!("0/0".parse::<Shard>().unwrap_err().contains("at least 1"));
-        assert!("a/3".parse::<Shard>().unwrap_err().contains("`a`"));
-        assert!("3".parse::<Shard>().unwrap_err().contains("INDEX/COUNT"));
+        let err = |s: &str| s.parse::<Shard>().unwrap_err().to_string();
+        assert!(err("8/8").contains("0-based"), "{}", err("8/8"));
+        assert!(err("0/0").contains("at least 1"));
+        assert!(err("a/3").contains("`a`"));
+        assert!(err("3").contains("INDEX/COUNT"));
+        assert_eq!(
+            "9/4".parse::<Shard>().unwrap_err().given,
+            "9/4",
+            "the error keeps what was given"
+        );
         assert!("x/y/z".parse::<Cell>().is_err());
         assert_eq!(
             "esol/sam/2".parse::<Cell>().unwrap().to_string(),

@@ -113,21 +113,14 @@ pub fn fit<M: PropertyModel>(
     out_dir: Option<&Path>,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome<M>> {
-    if split.train.is_empty() {
-        bail!("the training split of {} is empty", dataset.name);
-    }
-    if split.valid.is_empty() {
-        bail!(
-            "the validation split of {} is empty: nothing to select the best epoch on",
-            dataset.name
-        );
-    }
-    if settings.batch_size == 0 {
-        bail!("batch size must be at least 1");
-    }
-    let task = dataset.task_type;
-    // Validation runs without autodiff: no graph is recorded, no gradients kept.
-    let plain_device = device.clone().inner();
+    check_fit_inputs(dataset, split, settings)?;
+    let run = FitRun {
+        dataset,
+        split,
+        scaler,
+        settings,
+        device,
+    };
     let mut model = model.to_device(device).train();
     let mut optimizer: SharpnessOptimizer<M> = settings
         .optimizer
@@ -148,114 +141,23 @@ pub fn fit<M: PropertyModel>(
         settings: settings.clone(),
     };
     let mut best_model = model.valid();
-    let checkpoint_path = out_dir.map(|d| d.join(files::CHECKPOINT));
-    if let Some(path) = checkpoint_path.as_ref().filter(|p| p.exists()) {
-        let ckpt = Checkpoint::read(path)?;
-        let saved: TrainerState = rmp_serde::from_slice(&ckpt.trainer_state)
-            .with_context(|| format!("reading the trainer state in {}", path.display()))?;
-        if saved.settings != *settings {
-            bail!(
-                "{} was written by a run with different settings; use a new output folder \
-                 or delete the checkpoint to start over",
-                path.display()
-            );
-        }
-        model = model_record_from_bytes(model, ckpt.model, &path.display().to_string())?;
-        optimizer
-            .load_state(&ckpt.optimizer, &model)
-            .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
-        let best_path = out_dir
-            .expect("checkpoint implies folder")
-            .join(files::BEST_MODEL);
-        best_model = super::checkpoint::load_model(best_model, &best_path)?;
-        state = saved;
+    if let Some(dir) = out_dir
+        && dir.join(files::CHECKPOINT).exists()
+    {
+        (model, best_model, state) = resume(dir, model, best_model, &mut optimizer, settings)?;
         observer.resumed(state.epochs_done);
     }
 
-    let higher_is_better = settings.metric.higher_is_better();
-    let mut stopped_early = false;
-    while state.epochs_done < settings.epochs {
-        if settings.patience > 0 && state.epochs_without_improvement >= settings.patience {
-            stopped_early = true;
-            break;
-        }
+    while state.epochs_done < settings.epochs && !patience_exhausted(&state, settings) {
         let epoch = state.epochs_done;
-        optimizer.start_epoch(epoch as u64);
         let passes_before = optimizer.counters();
-        let order = shuffled_batches(
-            &split.train,
-            settings.batch_size,
-            settings.seed,
-            epoch as u64,
-        );
-        observer.epoch_started(epoch, order.len(), split.train.len());
-        let started = Instant::now();
-        let (mut clean, mut perturbed) = (LossMean::default(), LossMean::default());
-        let mut lr = schedule.lr_at(optimizer.global_step());
-        for molecules in &order {
-            let batch = M::Batch::assemble(dataset, molecules, scaler)?;
-            let input = M::input(&batch, device)?;
-            lr = schedule.lr_at(optimizer.global_step());
-            let step_seed =
-                settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
-            let (next, report) = optimizer
-                .step(lr, model, |m: &M| {
-                    let loss = m.loss(&input, task, step_seed);
-                    let value: f32 = loss.clone().into_scalar();
-                    let grads = GradientsParams::from_grads(loss.backward(), m);
-                    Ok::<_, std::convert::Infallible>((value, grads))
-                })
-                .map_err(|e| anyhow!("epoch {epoch}: {e}"))?;
-            model = next;
-            for w in &report.warnings {
-                observer.warning(&format!("epoch {epoch}, step {}: {w}", report.step));
-            }
-            clean.add(report.loss_at_weights);
-            perturbed.add(report.loss_perturbed);
-            observer.step_finished(&report, molecules.len());
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
+        let (next, steps) = train_epoch(model, &mut optimizer, &schedule, &run, epoch, observer)?;
+        model = next;
 
         let valid_started = Instant::now();
-        let valid = match evaluate_split(
-            &model.valid(),
-            dataset,
-            &split.valid,
-            scaler,
-            settings.metric,
-            &plain_device,
-        ) {
-            Ok(score) => Some(score.value),
-            // A validation split too small to score (one class, no labels)
-            // leaves this epoch unscored; training goes on.
-            Err(e)
-                if matches!(
-                    e.downcast_ref::<DataError>(),
-                    Some(DataError::NoScorableTask { .. })
-                ) =>
-            {
-                observer.warning(&format!(
-                    "epoch {epoch}: the validation split cannot be scored: {e}"
-                ));
-                None
-            }
-            // Anything else (a NaN prediction) is a failed run; the last
-            // checkpoint is kept.
-            Err(e) => return Err(e.context(format!("validating after epoch {epoch}"))),
-        };
+        let valid = validate(&model.valid(), &run, epoch, observer)?;
         let valid_seconds = valid_started.elapsed().as_secs_f64();
-
-        let improved = match (valid, state.best_valid) {
-            (Some(v), Some(best)) => {
-                if higher_is_better {
-                    v > best
-                } else {
-                    v < best
-                }
-            }
-            (Some(_), None) => true,
-            (None, _) => state.history.is_empty(),
-        };
+        let improved = is_improvement(valid, &state, settings.metric);
         if improved {
             state.best_valid = valid;
             state.best_epoch = epoch;
@@ -269,7 +171,7 @@ pub fn fit<M: PropertyModel>(
         }
         let passes_after = optimizer.counters();
         let ((clean_loss, clean_loss_steps), (perturbed_loss, perturbed_loss_steps)) =
-            (clean.finish(), perturbed.finish());
+            (steps.clean.finish(), steps.perturbed.finish());
         let record = EpochRecord {
             epoch,
             clean_loss,
@@ -277,9 +179,9 @@ pub fn fit<M: PropertyModel>(
             clean_loss_steps,
             perturbed_loss_steps,
             valid_metric: valid,
-            learning_rate: lr,
+            learning_rate: steps.last_lr,
             rho: optimizer.rho().unwrap_or(0.0),
-            train_seconds,
+            train_seconds: steps.seconds,
             valid_seconds,
             forward_passes: passes_after.forward - passes_before.forward,
             backward_passes: passes_after.backward - passes_before.backward,
@@ -290,22 +192,7 @@ pub fn fit<M: PropertyModel>(
         state.epochs_done = epoch + 1;
 
         if let Some(dir) = out_dir {
-            write_epoch_history(dir, &state.history)?;
-            plot_learning_curve(
-                &dir.join(files::CURVE_SVG),
-                &state.history,
-                settings.metric.name(),
-            )?;
-            Checkpoint {
-                // MessagePack keeps every f64 bit-exact (JSON text may not),
-                // so best-epoch decisions after a resume match an uninterrupted run.
-                trainer_state: rmp_serde::to_vec_named(&state)?,
-                model: model_record_to_bytes(&model)?,
-                optimizer: optimizer
-                    .save_state()
-                    .map_err(|e| anyhow!("saving the optimizer state: {e}"))?,
-            }
-            .write(checkpoint_path.as_ref().expect("folder given"))?;
+            write_checkpoint(dir, &state, &model, &optimizer)?;
         }
         if observer.should_stop() && state.epochs_done < settings.epochs {
             return Err(Interrupted {
@@ -314,12 +201,7 @@ pub fn fit<M: PropertyModel>(
             .into());
         }
     }
-    if settings.patience > 0
-        && state.epochs_without_improvement >= settings.patience
-        && state.epochs_done < settings.epochs
-    {
-        stopped_early = true;
-    }
+    let stopped_early = state.epochs_done < settings.epochs && patience_exhausted(&state, settings);
     Ok(TrainOutcome {
         best_model,
         best_epoch: state.best_epoch,
@@ -327,6 +209,208 @@ pub fn fit<M: PropertyModel>(
         history: state.history,
         stopped_early,
     })
+}
+
+/// What every step of a fit reads.
+struct FitRun<'a> {
+    dataset: &'a MoleculeDataset,
+    split: &'a Split,
+    scaler: Option<&'a TargetScaler>,
+    settings: &'a TrainSettings,
+    device: &'a Device,
+}
+
+/// Refuses empty splits and batches before any work.
+fn check_fit_inputs(
+    dataset: &MoleculeDataset,
+    split: &Split,
+    settings: &TrainSettings,
+) -> Result<()> {
+    if split.train.is_empty() {
+        bail!("the training split of {} is empty", dataset.name);
+    }
+    if split.valid.is_empty() {
+        bail!(
+            "the validation split of {} is empty: nothing to select the best epoch on",
+            dataset.name
+        );
+    }
+    if settings.batch_size == 0 {
+        bail!("batch size must be at least 1");
+    }
+    Ok(())
+}
+
+/// Early stopping: `patience` epochs in a row without a better validation metric.
+fn patience_exhausted(state: &TrainerState, settings: &TrainSettings) -> bool {
+    settings.patience > 0 && state.epochs_without_improvement >= settings.patience
+}
+
+/// Restores model, best model, optimizer and trainer state from the
+/// checkpoint in `dir`, refusing one written with other settings.
+fn resume<M: PropertyModel>(
+    dir: &Path,
+    model: M,
+    best_model: M,
+    optimizer: &mut SharpnessOptimizer<M>,
+    settings: &TrainSettings,
+) -> Result<(M, M, TrainerState)> {
+    let path = dir.join(files::CHECKPOINT);
+    let ckpt = Checkpoint::read(&path)?;
+    let saved: TrainerState = rmp_serde::from_slice(&ckpt.trainer_state)
+        .with_context(|| format!("reading the trainer state in {}", path.display()))?;
+    if saved.settings != *settings {
+        bail!(
+            "{} was written by a run with different settings; use a new output folder \
+             or delete the checkpoint to start over",
+            path.display()
+        );
+    }
+    let model = model_record_from_bytes(model, ckpt.model, &path.display().to_string())?;
+    optimizer
+        .load_state(&ckpt.optimizer, &model)
+        .map_err(|e| anyhow!("restoring the optimizer from {}: {e}", path.display()))?;
+    let best_model = super::checkpoint::load_model(best_model, &dir.join(files::BEST_MODEL))?;
+    Ok((model, best_model, saved))
+}
+
+/// What one epoch of steps measured.
+struct EpochSteps {
+    clean: LossMean,
+    perturbed: LossMean,
+    last_lr: f64,
+    seconds: f64,
+}
+
+/// One epoch of optimizer steps over the shuffled training batches.
+fn train_epoch<M: PropertyModel>(
+    mut model: M,
+    optimizer: &mut SharpnessOptimizer<M>,
+    schedule: &NoamLr,
+    run: &FitRun,
+    epoch: usize,
+    observer: &mut dyn TrainObserver,
+) -> Result<(M, EpochSteps)> {
+    let settings = run.settings;
+    let task = run.dataset.task_type;
+    optimizer.start_epoch(epoch as u64);
+    let order = shuffled_batches(
+        &run.split.train,
+        settings.batch_size,
+        settings.seed,
+        epoch as u64,
+    );
+    observer.epoch_started(epoch, order.len(), run.split.train.len());
+    let started = Instant::now();
+    let (mut clean, mut perturbed) = (LossMean::default(), LossMean::default());
+    let mut lr = schedule.lr_at(optimizer.global_step());
+    for molecules in &order {
+        let batch = M::Batch::assemble(run.dataset, molecules, run.scaler)?;
+        let input = M::input(&batch, run.device)?;
+        lr = schedule.lr_at(optimizer.global_step());
+        let step_seed = settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
+        let (next, report) = optimizer
+            .step(lr, model, |m: &M| {
+                let loss = m.loss(&input, task, step_seed);
+                let value: f32 = loss.clone().into_scalar();
+                let grads = GradientsParams::from_grads(loss.backward(), m);
+                Ok::<_, std::convert::Infallible>((value, grads))
+            })
+            .map_err(|e| anyhow!("epoch {epoch}: {e}"))?;
+        model = next;
+        for w in &report.warnings {
+            observer.warning(&format!("epoch {epoch}, step {}: {w}", report.step));
+        }
+        clean.add(report.loss_at_weights);
+        perturbed.add(report.loss_perturbed);
+        observer.step_finished(&report, molecules.len());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((
+        model,
+        EpochSteps {
+            clean,
+            perturbed,
+            last_lr: lr,
+            seconds,
+        },
+    ))
+}
+
+/// The validation metric after `epoch`: `None` (with a warning) when the
+/// split cannot be scored (one class, no labels); any other failure (a NaN
+/// prediction) fails the run, the last checkpoint kept.
+fn validate<M: PropertyModel>(
+    model: &M,
+    run: &FitRun,
+    epoch: usize,
+    observer: &mut dyn TrainObserver,
+) -> Result<Option<f64>> {
+    // Validation runs without autodiff: no graph is recorded, no gradients kept.
+    let plain_device = run.device.clone().inner();
+    match evaluate_split(
+        model,
+        run.dataset,
+        &run.split.valid,
+        run.scaler,
+        run.settings.metric,
+        &plain_device,
+    ) {
+        Ok(score) => Ok(Some(score.value)),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<DataError>(),
+                Some(DataError::NoScorableTask { .. })
+            ) =>
+        {
+            observer.warning(&format!(
+                "epoch {epoch}: the validation split cannot be scored: {e}"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e.context(format!("validating after epoch {epoch}"))),
+    }
+}
+
+/// Whether `valid` beats the best so far (the first epoch counts as best
+/// even unscored, so a best model always exists).
+fn is_improvement(valid: Option<f64>, state: &TrainerState, metric: Metric) -> bool {
+    match (valid, state.best_valid) {
+        (Some(v), Some(best)) => {
+            if metric.higher_is_better() {
+                v > best
+            } else {
+                v < best
+            }
+        }
+        (Some(_), None) => true,
+        (None, _) => state.history.is_empty(),
+    }
+}
+
+/// Writes the epoch history, the learning curve and the resume checkpoint.
+fn write_checkpoint<M: PropertyModel>(
+    dir: &Path,
+    state: &TrainerState,
+    model: &M,
+    optimizer: &SharpnessOptimizer<M>,
+) -> Result<()> {
+    write_epoch_history(dir, &state.history)?;
+    plot_learning_curve(
+        &dir.join(files::CURVE_SVG),
+        &state.history,
+        state.settings.metric.name(),
+    )?;
+    Checkpoint {
+        // MessagePack keeps every f64 bit-exact (JSON text may not),
+        // so best-epoch decisions after a resume match an uninterrupted run.
+        trainer_state: rmp_serde::to_vec_named(state)?,
+        model: model_record_to_bytes(model)?,
+        optimizer: optimizer
+            .save_state()
+            .map_err(|e| anyhow!("saving the optimizer state: {e}"))?,
+    }
+    .write(&dir.join(files::CHECKPOINT))
 }
 
 /// Predictions for the molecules `indices`, row-major `indices.len() × T`:

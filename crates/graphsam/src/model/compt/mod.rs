@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::flops::{Grads, PassFlops};
 use attention::PAD_BIAS;
 
-/// Width of the CoMPT atom feature vector (DESIGN.md §5).
-pub const ATOM_FEATURES: usize = 115;
-/// Width of the CoMPT bond feature vector (DESIGN.md §5).
-pub const BOND_FEATURES: usize = 13;
+/// Width of the CoMPT atom feature vector (DESIGN.md §5), from graphsam-chem.
+pub const ATOM_FEATURES: usize = crate::features::FeatureSet::Compt.atom_dim();
+/// Width of the CoMPT bond feature vector (DESIGN.md §5), from graphsam-chem.
+pub const BOND_FEATURES: usize = crate::features::FeatureSet::Compt.bond_dim();
 
 /// Hyper-parameters of one CoMPT model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,7 +109,8 @@ impl ComptConfig {
             norm,
             generator_layers,
             n_tasks,
-            max_atoms: 101,
+            // Positions 1..=atoms of molecules below the default atom limit, 0 for padding.
+            max_atoms: crate::data::COMPT_ATOM_LIMIT + 1,
             dropout: 0.0,
         }
     }
