@@ -12,6 +12,7 @@ pub use graphsam_optim as optim;
 
 pub use error::ParseError;
 
+pub mod atomic;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -14,7 +14,9 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
 use super::train::load_options;
-use super::train_args::{FLAG_SCOPE, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope};
+use super::train_args::{
+    FLAG_FIELDS, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope,
+};
 use graphsam::data::{LoadOptions, MoleculeDataset, Registry};
 use graphsam::train::compare::{
     Cell, CellEvent, Comparison, GRID_FILE, Grid, Shard, check_finished_config, collect_summaries,
@@ -74,9 +76,9 @@ struct GridRecord {
 /// The flags of `flags` that apply to optimizer `name`: a comparison passes
 /// `--rho` to the SAM family and leaves Adam alone.
 fn flags_for(flags: &OptimizerArgs, name: &str) -> OptimizerArgs {
-    FLAG_SCOPE
+    FLAG_FIELDS
         .iter()
-        .filter(|(_, opts)| !opts.contains(&name))
+        .filter(|(flag, _)| !flag_scope(flag).contains(&name))
         .fold(flags.clone(), |f, (flag, _)| f.without(flag))
 }
 

@@ -12,35 +12,61 @@ use graphsam::data::{SplitKind, SplitSizes};
 use graphsam::model::{ModelKind, ModelSpec};
 use graphsam::train::RunTemplate;
 
-/// Each optimizer flag (without `--`) and the optimizers it applies to.
-pub const FLAG_SCOPE: [(&str, &[&str]); 16] = [
-    (
-        "rho",
-        &["sam", "graphsam", "sam-k", "looksam", "ae-sam", "rst"],
-    ),
-    ("beta", &["graphsam"]),
-    ("gamma", &["graphsam"]),
-    ("lambda", &["graphsam"]),
-    ("anchor-every", &["graphsam"]),
-    ("compounding-rho", &["graphsam"]),
-    ("reference-code", &["graphsam"]),
-    ("adaptive", &["sam", "graphsam", "sam-k"]),
-    ("k", &["sam-k", "looksam"]),
-    ("alpha", &["looksam"]),
-    ("delta", &["ae-sam"]),
-    ("lambda1", &["ae-sam"]),
-    ("lambda2", &["ae-sam"]),
-    ("rst-schedule", &["rst"]),
-    ("sam-prob", &["rst"]),
-    ("sam-prob-end", &["rst"]),
+/// Each optimizer flag (without `--`) and the field of the optimizer
+/// configuration it sets. Which optimizers a flag applies to is not tabled:
+/// it is every optimizer whose configuration has that field ([`flag_scope`]).
+pub const FLAG_FIELDS: [(&str, &str); 16] = [
+    ("rho", "rho"),
+    ("beta", "beta"),
+    ("gamma", "gamma"),
+    ("lambda", "rho_period"),
+    ("anchor-every", "anchor"),
+    ("compounding-rho", "rho_decay"),
+    ("reference-code", "reference_quirks"),
+    ("adaptive", "adaptive"),
+    ("k", "k"),
+    ("alpha", "alpha"),
+    ("delta", "delta"),
+    ("lambda1", "lambda1"),
+    ("lambda2", "lambda2"),
+    ("rst-schedule", "schedule"),
+    ("sam-prob", "schedule"),
+    ("sam-prob-end", "schedule"),
 ];
 
-/// The optimizers flag `flag` applies to (none for an unknown flag).
+/// The optimizers flag `flag` applies to: those whose default configuration
+/// (as graphsam-optim serialises it) has the flag's field; none for an
+/// unknown flag.
 pub fn flag_scope(flag: &str) -> &'static [&'static str] {
-    FLAG_SCOPE
+    static SCOPES: std::sync::OnceLock<Vec<(&'static str, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    let scopes = SCOPES.get_or_init(|| {
+        let fields: Vec<(&str, serde_json::Value)> = graphsam_optim::OPTIMIZER_NAMES
+            .iter()
+            .map(|name| {
+                let config: OptimizerConfig = name.parse().expect("every listed name parses");
+                (
+                    *name,
+                    serde_json::to_value(config).expect("configs serialise"),
+                )
+            })
+            .collect();
+        FLAG_FIELDS
+            .iter()
+            .map(|(flag, field)| {
+                let scope = fields
+                    .iter()
+                    .filter(|(_, value)| value.get(field).is_some())
+                    .map(|(name, _)| *name)
+                    .collect();
+                (*flag, scope)
+            })
+            .collect()
+    });
+    scopes
         .iter()
         .find(|(f, _)| *f == flag)
-        .map_or(&[][..], |(_, opts)| *opts)
+        .map_or(&[][..], |(_, names)| names.as_slice())
 }
 
 /// How RST's probability of a SAM step moves over the run.
@@ -116,7 +142,7 @@ pub struct OptimizerArgs {
 }
 
 impl OptimizerArgs {
-    /// Each flag of [`FLAG_SCOPE`] and whether it was given.
+    /// Each flag of [`FLAG_FIELDS`] and whether it was given.
     pub fn given(&self) -> [(&'static str, bool); 16] {
         [
             ("rho", self.rho.is_some()),
@@ -138,7 +164,7 @@ impl OptimizerArgs {
         ]
     }
 
-    /// These flags with `flag` (a name of [`FLAG_SCOPE`]) unset.
+    /// These flags with `flag` (a name of [`FLAG_FIELDS`]) unset.
     pub fn without(&self, flag: &str) -> Self {
         let mut f = self.clone();
         match flag {
@@ -420,6 +446,32 @@ impl ModelArgs {
 mod tests {
     use super::*;
 
+    #[test]
+    fn flag_scopes_follow_the_optimizer_configurations() {
+        let sam_family = ["sam", "graphsam", "sam-k", "looksam", "ae-sam", "rst"];
+        assert_eq!(flag_scope("rho"), sam_family);
+        for flag in [
+            "beta",
+            "gamma",
+            "lambda",
+            "anchor-every",
+            "compounding-rho",
+            "reference-code",
+        ] {
+            assert_eq!(flag_scope(flag), ["graphsam"], "--{flag}");
+        }
+        assert_eq!(flag_scope("adaptive"), ["sam", "graphsam", "sam-k"]);
+        assert_eq!(flag_scope("k"), ["sam-k", "looksam"]);
+        assert_eq!(flag_scope("alpha"), ["looksam"]);
+        for flag in ["delta", "lambda1", "lambda2"] {
+            assert_eq!(flag_scope(flag), ["ae-sam"], "--{flag}");
+        }
+        for flag in ["rst-schedule", "sam-prob", "sam-prob-end"] {
+            assert_eq!(flag_scope(flag), ["rst"], "--{flag}");
+        }
+        assert!(flag_scope("nope").is_empty());
+    }
+
     fn flags() -> OptimizerArgs {
         OptimizerArgs {
             rho: None,
@@ -633,7 +685,7 @@ mod tests {
             weight_decay: 0.0,
         };
         assert!(all.given().iter().all(|(_, set)| *set));
-        for (flag, _) in FLAG_SCOPE {
+        for (flag, _) in FLAG_FIELDS {
             let unset = all.without(flag);
             let still: Vec<&str> = unset
                 .given()
@@ -641,7 +693,7 @@ mod tests {
                 .filter(|(_, set)| *set)
                 .map(|(f, _)| *f)
                 .collect();
-            assert_eq!(still.len(), FLAG_SCOPE.len() - 1, "{flag}");
+            assert_eq!(still.len(), FLAG_FIELDS.len() - 1, "{flag}");
             assert!(!still.contains(&flag), "{flag}");
         }
     }

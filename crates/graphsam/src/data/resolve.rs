@@ -5,7 +5,7 @@
 //! otherwise the registry URL, with the checksum verified before the file is
 //! moved into the cache in one rename (so a half-written file is never seen).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -305,25 +305,13 @@ impl DatasetResolver {
                 });
             }
         }
-        std::fs::create_dir_all(cache).map_err(|source| DataError::Io {
-            action: "create cache folder",
-            path: cache.to_path_buf(),
-            source,
-        })?;
-        // Write next to the destination, then rename: readers see either no
-        // file or the whole verified file.
+        // Readers see either no file or the whole verified file.
         let target = cache.join(&spec.file_name);
-        let io_err = |action, source| DataError::Io {
-            action,
+        crate::atomic::write_atomic(&target, &csv).map_err(|source| DataError::Io {
+            action: "write",
             path: target.clone(),
             source,
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(cache)
-            .map_err(|e| io_err("create a temporary file for", e))?;
-        tmp.write_all(&csv).map_err(|e| io_err("write", e))?;
-        tmp.as_file().sync_all().map_err(|e| io_err("sync", e))?;
-        tmp.persist(&target)
-            .map_err(|e| io_err("move into place", e.error))?;
+        })?;
         Ok(target)
     }
 
