@@ -326,3 +326,36 @@ fn a_validation_split_with_one_class_is_reported_and_training_goes_on() {
         warnings.0
     );
 }
+
+#[test]
+fn a_nan_prediction_is_an_error_not_a_missing_score() {
+    use burn::module::{Module, ModuleMapper, Param};
+    use burn::tensor::Tensor;
+    /// Sets every weight to NaN, as a diverged run would leave them.
+    struct Poison;
+    impl ModuleMapper for Poison {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.mul_scalar(f32::NAN))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fixture(dir.path(), TaskType::Classification);
+    let cpu = graphsam::device::ComputeBackend::default_cpu().device();
+    let model = DmpnnConfig::tiny(1)
+        .with_atom_dim(115)
+        .with_bond_dim(13)
+        .init(&cpu, 0);
+    let all: Vec<usize> = (0..dataset.len()).collect();
+    graphsam::train::evaluate_split(&model, &dataset, &all, None, Metric::RocAuc, &cpu).unwrap();
+    let poisoned = model.map(&mut Poison);
+    let err =
+        graphsam::train::evaluate_split(&poisoned, &dataset, &all, None, Metric::RocAuc, &cpu)
+            .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<graphsam::data::DataError>(),
+            Some(graphsam::data::DataError::NonFinitePrediction { .. })
+        ),
+        "{err:#}"
+    );
+}
