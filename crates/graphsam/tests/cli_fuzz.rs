@@ -320,3 +320,36 @@ fn malformed_flag_values_and_model_folders_never_panic() {
         run_no_panic(&args.join(" "), args, dir.path());
     }
 }
+
+#[test]
+fn a_dataset_outside_the_papers_table_says_which_compt_settings_it_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("smiles,y\n");
+    for i in 0..60 {
+        csv.push_str(&format!("{},{}\n", GOOD[i % GOOD.len()], (i / 2) % 2));
+    }
+    let csv = write(dir.path(), "mine.csv", csv.as_bytes());
+    let output = Command::new(env!("CARGO_BIN_EXE_graphsam"))
+        .args([
+            "train",
+            csv.to_str().unwrap(),
+            "--targets",
+            "y",
+            "--task",
+            "classification",
+        ])
+        .args([
+            "--hidden", "8", "--layers", "1", "--epochs", "1", "--quiet", "--out", "run",
+        ])
+        .current_dir(dir.path())
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("`mine` is not in the paper's per-dataset table; CoMPT uses BBBP's settings"),
+        "{stderr}"
+    );
+}

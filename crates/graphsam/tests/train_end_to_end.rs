@@ -359,3 +359,28 @@ fn a_nan_prediction_is_an_error_not_a_missing_score() {
         "{err:#}"
     );
 }
+
+#[test]
+fn a_test_split_that_cannot_be_scored_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fixture(dir.path(), TaskType::Classification);
+    let mut cfg = config(
+        ModelSpec::Compt(ComptConfig::tiny(1)),
+        "adam",
+        TaskType::Classification,
+        2,
+    );
+    // Two test molecules of 24: here both of one class, so no ROC-AUC.
+    cfg.split_sizes = SplitSizes::new(0.9, 0.05, 0.05).unwrap();
+    let run = dir.path().join("run");
+    let err = run_seed(&dataset, &cfg, &device(), &run, &mut SilentObserver).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the test split of fixture (2 molecules) cannot be scored"),
+        "{err}"
+    );
+    assert!(
+        !run.join(files::METRICS_JSONL).exists(),
+        "nothing was trained"
+    );
+}

@@ -477,6 +477,32 @@ impl MoleculeDataset {
         Ok(())
     }
 
+    /// Whether some classification task has both classes among the molecules
+    /// `indices` (so ROC-AUC and PRC-AUC can score them); always true for
+    /// regression with at least one label.
+    pub fn can_score(&self, indices: &[usize]) -> bool {
+        (0..self.n_tasks).any(|task| {
+            let mut labels = indices
+                .iter()
+                .map(|&i| self.targets[i * self.n_tasks + task])
+                .filter(|y| !y.is_nan());
+            match self.task_type {
+                TaskType::Regression => labels.next().is_some(),
+                TaskType::Classification => {
+                    let (mut pos, mut neg) = (false, false);
+                    for y in labels {
+                        if y >= 0.5 {
+                            pos = true;
+                        } else {
+                            neg = true;
+                        }
+                    }
+                    pos && neg
+                }
+            }
+        })
+    }
+
     /// The targets of molecule `i` (NaN = missing).
     pub fn targets_of(&self, i: usize) -> &[f32] {
         &self.targets[i * self.n_tasks..(i + 1) * self.n_tasks]

@@ -218,6 +218,19 @@ pub fn run_seed(
     let split_seed = config.split_seed.unwrap_or(seed);
     let split = make_split(dataset, &config.split, config.split_sizes, split_seed)
         .with_context(|| format!("splitting {}", dataset.name))?;
+    // A test split that cannot be scored would fail the run after training.
+    if !dataset.can_score(&split.test) {
+        bail!(
+            "the test split of {} ({} molecules) cannot be scored: no task has {} there; \
+             use more molecules, other --sizes, or another seed",
+            dataset.name,
+            split.test.len(),
+            match dataset.task_type {
+                TaskType::Classification => "both classes",
+                TaskType::Regression => "a label",
+            }
+        );
+    }
     write_json(&out_dir.join(files::SPLIT), &split)?;
     let scaler = (dataset.task_type == TaskType::Regression)
         .then(|| TargetScaler::fit(dataset, &split.train));
