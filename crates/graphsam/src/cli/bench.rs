@@ -58,17 +58,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         epochs: args.epochs,
         optimizers: configs,
     };
+    let report = bench::benchmark(&spec, &dataset, &plan, &device)?;
+    let costs = &report.costs;
     println!(
-        "bench: {} on {}, batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
+        "bench: {} on {} ({} params), batch {}, {} timed steps per optimizer after 1 warm-up, device {}",
         spec.name(),
         dataset.name,
+        report.params,
         args.batch_size,
         args.steps,
         args.device.name()
     );
-    let report = bench::benchmark(&spec, &dataset, &plan, &device)?;
-    let costs = &report.costs;
-    println!("model: {} parameters", report.params);
     let reference = costs
         .iter()
         .find(|c| c.name == "adam")
