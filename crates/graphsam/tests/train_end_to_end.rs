@@ -384,3 +384,113 @@ fn a_test_split_that_cannot_be_scored_is_refused_before_training() {
         "nothing was trained"
     );
 }
+
+#[test]
+fn an_ensemble_predicts_the_mean_of_its_members_with_their_spread() {
+    use graphsam::train::inference::{Ensemble, load_card, predict_with_card};
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = fixture(dir.path(), TaskType::Regression);
+    let spec = ModelSpec::Dmpnn(DmpnnConfig::tiny(1).with_atom_dim(133).with_bond_dim(14));
+    // A training output folder with two seeds, as `train --seeds 2` writes it.
+    let runs = dir.path().join("runs");
+    for seed in 0..2 {
+        let mut cfg = config(spec.clone(), "adam", TaskType::Regression, 1);
+        cfg.train.seed = seed;
+        run_seed(
+            &dataset,
+            &cfg,
+            &device(),
+            &runs.join(format!("seed-{seed}")),
+            &mut SilentObserver,
+        )
+        .unwrap();
+    }
+    let cpu = graphsam::device::ComputeBackend::default_cpu().device();
+    let all: Vec<usize> = (0..dataset.len()).collect();
+    let ensemble = Ensemble::load(std::slice::from_ref(&runs)).unwrap();
+    assert_eq!(ensemble.members.len(), 2, "both seed-* runs are members");
+    let together = ensemble.predict(&dataset, &all, &cpu).unwrap();
+    // Each member alone, through the single-model path.
+    let alone: Vec<Vec<f64>> = (0..2)
+        .map(|seed| {
+            let run = runs.join(format!("seed-{seed}"));
+            let card = load_card(&run).unwrap();
+            predict_with_card(&run, &card, &dataset, &all, &cpu)
+                .unwrap()
+                .iter()
+                .map(|&x| f64::from(x))
+                .collect()
+        })
+        .collect();
+    let std = together.std.as_ref().expect("two members have a spread");
+    for k in 0..all.len() {
+        let (a, b) = (alone[0][k], alone[1][k]);
+        assert!(
+            (together.mean[k] - (a + b) / 2.0).abs() < 1e-12,
+            "molecule {k}"
+        );
+        // Sample standard deviation of two values: |a − b| / √2.
+        assert!(
+            (std[k] - (a - b).abs() / 2f64.sqrt()).abs() < 1e-12,
+            "molecule {k}"
+        );
+    }
+    assert!(
+        std.iter().any(|&s| s > 0.0),
+        "different seeds disagree somewhere"
+    );
+    // One member: its own predictions, no spread.
+    let single = Ensemble::load(&[runs.join("seed-0")])
+        .unwrap()
+        .predict(&dataset, &all, &cpu)
+        .unwrap();
+    assert_eq!(single.mean, alone[0]);
+    assert_eq!(single.std, None);
+
+    // Members that predict other tasks are refused.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(dir.path().join("c")).unwrap();
+    let classification = fixture(&dir.path().join("c"), TaskType::Classification);
+    let cfg = config(
+        ModelSpec::Compt(ComptConfig::tiny(1)),
+        "adam",
+        TaskType::Classification,
+        1,
+    );
+    run_seed(
+        &classification,
+        &cfg,
+        &device(),
+        &other,
+        &mut SilentObserver,
+    )
+    .unwrap();
+    let err = Ensemble::load(&[runs.join("seed-0"), other])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("do not predict the same tasks the same way"),
+        "{err}"
+    );
+
+    // The command line writes the mean and a _std column per task.
+    let csv = dir.path().join("new.csv");
+    std::fs::write(&csv, "smiles\nCCO\nc1ccncc1\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_graphsam"))
+        .args([
+            "predict",
+            "--model",
+            runs.to_str().unwrap(),
+            csv.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.lines().next().unwrap(), "line,smiles,y,y_std");
+    assert_eq!(stdout.lines().count(), 3);
+}

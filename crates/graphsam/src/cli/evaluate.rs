@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use graphsam::data::{LoadOptions, Split, evaluate};
-use graphsam::train::inference::{load_card, predict_with_card};
+use graphsam::train::inference::{Ensemble, as_scores};
 use graphsam::train::record::{files, read_json};
 
 /// Which molecules to score.
@@ -27,9 +27,11 @@ pub enum Part {
 /// Arguments of `graphsam evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Run folder of a trained model (e.g. runs/NAME/seed-0).
-    #[arg(long = "model")]
-    pub model_dir: PathBuf,
+    /// Trained model: a run folder (e.g. runs/NAME/seed-0) or a training output
+    /// folder whose seed-* runs are scored as an ensemble and one by one (repeat
+    /// --model for more members).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Molecules to score: the run's test/valid/train split, or all of the dataset.
@@ -41,7 +43,8 @@ pub struct EvaluateArgs {
 
 /// Runs the command.
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let card = load_card(&args.model_dir)?;
+    let ensemble = Ensemble::load(&args.models)?;
+    let card = ensemble.card().clone();
     let options = LoadOptions {
         features: Some(card.model.feature_set()),
         atom_limit: card.atom_limit,
@@ -60,7 +63,20 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let indices: Vec<usize> = match args.part {
         Part::All => (0..dataset.len()).collect(),
         part => {
-            let split: Split = read_json(&args.model_dir.join(files::SPLIT))?;
+            // Every member must have been trained on this one split.
+            let (first_dir, _) = &ensemble.members[0];
+            let split: Split = read_json(&first_dir.join(files::SPLIT))?;
+            for (dir, _) in &ensemble.members[1..] {
+                if read_json::<Split>(&dir.join(files::SPLIT))? != split {
+                    bail!(
+                        "{} and {} were trained on different splits, so there is no common {:?} \
+                         part: use --part all, or members trained with --split-seed",
+                        first_dir.display(),
+                        dir.display(),
+                        part
+                    );
+                }
+            }
             split.validate(dataset.len())?;
             match part {
                 Part::Test => split.test,
@@ -70,20 +86,42 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         }
     };
     let device = args.device.inference_device()?;
-    let predictions = predict_with_card(&args.model_dir, &card, &dataset, &indices, &device)?;
-    let mut targets = Vec::with_capacity(predictions.len());
+    let predicted = ensemble.predict(&dataset, &indices, &device)?;
+    let mut targets = Vec::with_capacity(predicted.mean.len());
     for &i in &indices {
         targets.extend_from_slice(dataset.targets_of(i));
     }
-    let score = evaluate(card.metric, &predictions, &targets, dataset.n_tasks)?;
+    let scores = |values: &[f64]| as_scores(values, card.task_type);
+    let score = evaluate(
+        card.metric,
+        &scores(&predicted.mean),
+        &targets,
+        dataset.n_tasks,
+    )?;
     println!(
-        "{} ({:?}, {} molecules): {} = {:.4}",
+        "{} ({:?}, {} molecules): {} = {:.4}{}",
         dataset.name,
         args.part,
         indices.len(),
         card.metric.name(),
-        score.value
+        score.value,
+        if ensemble.members.len() > 1 {
+            format!(" (ensemble of {})", ensemble.members.len())
+        } else {
+            String::new()
+        }
     );
+    if ensemble.members.len() > 1 {
+        for ((dir, _), member) in ensemble.members.iter().zip(&predicted.members) {
+            let s = evaluate(card.metric, &scores(member), &targets, dataset.n_tasks)?;
+            println!(
+                "  member {}: {} = {:.4}",
+                dir.display(),
+                card.metric.name(),
+                s.value
+            );
+        }
+    }
     if dataset.n_tasks > 1 {
         for (name, value) in card.task_names.iter().zip(&score.per_task) {
             match value {

@@ -6,17 +6,18 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::device_args::DeviceArgs;
-use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
-use graphsam::train::inference::{load_card, predict_with_card};
-use graphsam::train::probability;
+use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset};
+use graphsam::train::inference::Ensemble;
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Run folder of a trained model (holds model.json and best_model.safetensors),
-    /// e.g. runs/bbbp-compt-graphsam/seed-0.
-    #[arg(long = "model")]
-    pub model_dir: PathBuf,
+    /// Trained model: a run folder (holds model.json and best_model.safetensors,
+    /// e.g. runs/bbbp-compt-graphsam/seed-0) or a training output folder, whose
+    /// seed-* runs predict as an ensemble. Repeat --model for more members; with two or
+    /// more members each task gets a `<task>_std` column (spread between members).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
     /// CSV with a header row and a SMILES column.
     pub csv: PathBuf,
     /// Header of the SMILES column.
@@ -31,7 +32,8 @@ pub struct PredictArgs {
 
 /// Runs the command.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let card = load_card(&args.model_dir)?;
+    let ensemble = Ensemble::load(&args.models)?;
+    let card = ensemble.card().clone();
     let spec = DatasetSpec::custom(
         args.csv
             .file_name()
@@ -55,7 +57,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     dataset.targets = vec![f32::NAN; dataset.len() * dataset.n_tasks];
     let indices: Vec<usize> = (0..dataset.len()).collect();
     let device = args.device.inference_device()?;
-    let predictions = predict_with_card(&args.model_dir, &card, &dataset, &indices, &device)?;
+    let predicted = ensemble.predict(&dataset, &indices, &device)?;
 
     let sink: Box<dyn std::io::Write> = match &args.out {
         Some(path) => Box::new(
@@ -66,23 +68,33 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut writer = csv::Writer::from_writer(sink);
     let mut header = vec!["line".to_string(), "smiles".to_string()];
     header.extend(card.task_names.iter().cloned());
+    if predicted.std.is_some() {
+        header.extend(card.task_names.iter().map(|t| format!("{t}_std")));
+    }
     writer.write_record(&header)?;
-    for (i, row) in predictions.chunks(dataset.n_tasks.max(1)).enumerate() {
+    let tasks = dataset.n_tasks.max(1);
+    for i in 0..dataset.len() {
         let mut record = vec![
             dataset.source_lines[i].to_string(),
             dataset.smiles[i].clone(),
         ];
-        record.extend(row.iter().map(|&v| match card.task_type {
-            TaskType::Classification => format!("{:.6}", probability(v)),
-            TaskType::Regression => format!("{v:.6}"),
-        }));
+        let row = i * tasks..(i + 1) * tasks;
+        record.extend(
+            predicted.mean[row.clone()]
+                .iter()
+                .map(|v| format!("{v:.6}")),
+        );
+        if let Some(std) = &predicted.std {
+            record.extend(std[row].iter().map(|v| format!("{v:.6}")));
+        }
         writer.write_record(&record)?;
     }
     writer.flush()?;
     if let Some(path) = &args.out {
         eprintln!(
-            "{} predictions for {} molecules written to {} ({} rows skipped)",
+            "{} predictions by {} model(s) for {} molecules written to {} ({} rows skipped)",
             card.task_names.len(),
+            ensemble.members.len(),
             dataset.len(),
             path.display(),
             dataset.skipped.len()

@@ -349,6 +349,15 @@ impl ModelSpec {
         }
     }
 
+    /// The (atom, bond) feature widths the network takes.
+    pub fn input_dims(&self) -> (usize, usize) {
+        match self {
+            ModelSpec::Compt(c) => (c.atom_dim, c.bond_dim),
+            ModelSpec::Grover(c) => (c.atom_dim, c.bond_dim),
+            ModelSpec::Dmpnn(c) => (c.atom_dim, c.bond_dim),
+        }
+    }
+
     /// Number of outputs (tasks).
     pub fn n_tasks(&self) -> usize {
         match self {

@@ -1,7 +1,7 @@
 //! Inference with a trained run folder: its checked model card, its weights,
 //! and the model's outputs for molecules of a dataset.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -37,6 +37,17 @@ impl ModelCard {
     /// what CoMPT's position table holds.
     pub fn validate(&self) -> Result<()> {
         self.model.validate().map_err(anyhow::Error::msg)?;
+        let features = self.model.feature_set();
+        let widths = (features.atom_dim(), features.bond_dim());
+        if self.model.input_dims() != widths {
+            bail!(
+                "the {} model takes atom/bond features of width {:?}, but its {} features have {:?}",
+                self.model.name(),
+                self.model.input_dims(),
+                features.name(),
+                widths
+            );
+        }
         let outputs = self.model.n_tasks();
         if self.task_names.is_empty() {
             bail!("task_names is empty");
@@ -71,6 +82,133 @@ impl ModelCard {
     }
 }
 
+/// Several trained runs of one task, predicting together: the mean of their
+/// predictions with the spread between them as an uncertainty.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    /// Each member's run folder and checked model card, in the order given.
+    pub members: Vec<(PathBuf, ModelCard)>,
+}
+
+/// An ensemble's predictions, row-major `molecules × tasks`, in the units a
+/// user reads: probabilities for classification, target units for regression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsemblePrediction {
+    /// Mean over the members.
+    pub mean: Vec<f64>,
+    /// Sample standard deviation over the members (`None` for one member).
+    pub std: Option<Vec<f64>>,
+    /// Each member's own predictions, in the same units.
+    pub members: Vec<Vec<f64>>,
+}
+
+impl Ensemble {
+    /// The runs under `paths`: a run folder (with `model.json`) is one
+    /// member; a training output folder contributes each of its `seed-*`
+    /// runs. Every member must predict the same tasks the same way (task
+    /// names, task type, feature set, atom limit).
+    pub fn load(paths: &[PathBuf]) -> Result<Self> {
+        let mut members = Vec::new();
+        for path in paths {
+            if path.join(files::MODEL_CARD).exists() {
+                members.push((path.clone(), load_card(path)?));
+                continue;
+            }
+            let mut seeds: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+                        && p.join(files::MODEL_CARD).exists()
+                })
+                .collect();
+            if seeds.is_empty() {
+                bail!(
+                    "{} holds neither {} nor seed-*/{}: pass a run folder or a training output folder",
+                    path.display(),
+                    files::MODEL_CARD,
+                    files::MODEL_CARD
+                );
+            }
+            seeds.sort();
+            for seed in seeds {
+                let card = load_card(&seed)?;
+                members.push((seed, card));
+            }
+        }
+        let Some((first_dir, first)) = members.first() else {
+            bail!("no model given");
+        };
+        for (dir, card) in &members[1..] {
+            let same = card.task_names == first.task_names
+                && card.task_type == first.task_type
+                && card.model.feature_set() == first.model.feature_set()
+                && card.atom_limit == first.atom_limit;
+            if !same {
+                bail!(
+                    "{} and {} do not predict the same tasks the same way (task names, task type, \
+                     feature set and atom limit must agree)",
+                    first_dir.display(),
+                    dir.display()
+                );
+            }
+        }
+        Ok(Ensemble { members })
+    }
+
+    /// The card every member shares the tasks and featurization of.
+    pub fn card(&self) -> &ModelCard {
+        &self.members[0].1
+    }
+
+    /// Every member's predictions for the molecules `indices`, their mean
+    /// and (with two or more members) their standard deviation.
+    pub fn predict(
+        &self,
+        dataset: &crate::data::MoleculeDataset,
+        indices: &[usize],
+        device: &Device,
+    ) -> Result<EnsemblePrediction> {
+        let mut members = Vec::with_capacity(self.members.len());
+        for (dir, card) in &self.members {
+            let outputs = predict_with_card(dir, card, dataset, indices, device)?;
+            members.push(
+                outputs
+                    .iter()
+                    .map(|&v| match card.task_type {
+                        TaskType::Classification => super::trainer::probability(v),
+                        TaskType::Regression => f64::from(v),
+                    })
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        let cells = members[0].len();
+        let column = |k: usize| members.iter().map(|m| m[k]).collect::<Vec<f64>>();
+        let stats: Vec<(f64, f64)> = (0..cells)
+            .map(|k| super::stats::mean_std(&column(k)))
+            .collect();
+        Ok(EnsemblePrediction {
+            mean: stats.iter().map(|s| s.0).collect(),
+            std: (members.len() > 1).then(|| stats.iter().map(|s| s.1).collect()),
+            members,
+        })
+    }
+}
+
+/// Predictions in user units (probabilities or target units) as the scores
+/// [`crate::data::evaluate`] takes: a probability becomes its log-odds,
+/// computed in f64, so that ranking metrics do not see ties at f32's 1.0.
+pub fn as_scores(values: &[f64], task: TaskType) -> Vec<f32> {
+    values
+        .iter()
+        .map(|&v| match task {
+            TaskType::Classification => (v.ln() - (1.0 - v).ln()) as f32,
+            TaskType::Regression => v as f32,
+        })
+        .collect()
+}
+
 /// The outputs of the model in run folder `dir` for the molecules `indices`
 /// of `dataset`: log-odds (classification) or target units (regression).
 pub fn predict_with_card(
@@ -97,7 +235,7 @@ mod tests {
 
     fn card() -> ModelCard {
         ModelCard {
-            model: ModelSpec::Dmpnn(DmpnnConfig::tiny(2)),
+            model: ModelSpec::Dmpnn(DmpnnConfig::tiny(2).with_atom_dim(133).with_bond_dim(14)),
             task_names: vec!["a".into(), "b".into()],
             task_type: TaskType::Regression,
             metric: Metric::Rmse,
@@ -145,6 +283,17 @@ mod tests {
         }
         assert!(
             error_of(&c).contains("not a usable model card"),
+            "{}",
+            error_of(&c)
+        );
+        let mut c = card();
+        if let ModelSpec::Dmpnn(d) = &mut c.model {
+            d.atom_dim = 115;
+        }
+        assert!(
+            error_of(&c).contains(
+                "atom/bond features of width (115, 14), but its chemprop features have (133, 14)"
+            ),
             "{}",
             error_of(&c)
         );
