@@ -199,11 +199,18 @@ impl Ensemble {
 /// Predictions in user units (probabilities or target units) as the scores
 /// [`crate::data::evaluate`] takes: a probability becomes its log-odds,
 /// computed in f64, so that ranking metrics do not see ties at f32's 1.0.
+/// Probabilities that round to 0 or 1 in f64 get the largest finite log-odds
+/// (about ±36.7) rather than an infinity the metrics would refuse.
 pub fn as_scores(values: &[f64], task: TaskType) -> Vec<f32> {
+    // The largest f64 below 1 and its mirror.
+    let (lo, hi) = (f64::EPSILON / 2.0, 1.0 - f64::EPSILON / 2.0);
     values
         .iter()
         .map(|&v| match task {
-            TaskType::Classification => (v.ln() - (1.0 - v).ln()) as f32,
+            TaskType::Classification => {
+                let p = v.clamp(lo, hi);
+                (p.ln() - (1.0 - p).ln()) as f32
+            }
             TaskType::Regression => v as f32,
         })
         .collect()
@@ -252,6 +259,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_json(&dir.path().join(files::MODEL_CARD), card).unwrap();
         format!("{:#}", load_card(dir.path()).unwrap_err())
+    }
+
+    #[test]
+    fn probabilities_become_finite_log_odds() {
+        let scores = as_scores(&[0.5, 0.9, 1.0, 0.0, 1.0 - 1e-12], TaskType::Classification);
+        assert_eq!(scores[0], 0.0);
+        assert!((scores[1] - 9f32.ln()).abs() < 1e-6);
+        assert!(scores.iter().all(|s| s.is_finite()), "{scores:?}");
+        assert!(
+            scores[2] > scores[4] && scores[4] > scores[1],
+            "order kept: {scores:?}"
+        );
+        assert_eq!(scores[3], -scores[2]);
+        assert_eq!(as_scores(&[2.5], TaskType::Regression), [2.5]);
     }
 
     #[test]
