@@ -1,34 +1,29 @@
-//! `graphsam featurize`: turn a CSV of SMILES into feature arrays and report bad rows.
+//! `graphsam featurize`: turn a CSV or .smi file of SMILES into feature arrays and report bad rows.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
-use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset, TaskType};
+use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
+use graphsam::data::{LoadOptions, TaskType, featurize_rows};
 use graphsam::features::FeatureSet;
 
 /// Arguments of `graphsam featurize`.
 #[derive(Debug, Args)]
 pub struct FeaturizeArgs {
-    /// CSV file with a header row.
-    pub csv: PathBuf,
-    /// Header of the SMILES column.
-    #[arg(long, default_value = "smiles")]
-    pub smiles_column: String,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Feature set: compt (115 atom / 13 bond), chemprop (133 / 14) or grover (151 / 14).
     #[arg(long, default_value = "compt")]
     pub features: FeatureSet,
-    /// Write the features as JSON lines (one object per valid molecule) to this file.
+    /// Write the features as JSON lines (one object per valid molecule) to
+    /// this file (gzip-compressed when the name ends in .gz).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No progress spinner.
-    #[arg(long)]
-    pub quiet: bool,
 }
 
 /// One featurized molecule as written by `--out` (JSON lines).
@@ -36,6 +31,8 @@ pub struct FeaturizeArgs {
 struct FeaturizedRow<'a> {
     line: u64,
     smiles: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     n_atoms: usize,
     atom_dim: usize,
     bond_dim: usize,
@@ -46,79 +43,75 @@ struct FeaturizedRow<'a> {
     distances: Option<&'a [f32]>,
 }
 
-/// Runs the command.
+/// Runs the command: the input is streamed chunk by chunk (the same reader
+/// and row checks as `predict`), so memory does not grow with it.
 pub fn run(args: FeaturizeArgs) -> Result<()> {
-    // The same CSV path as training: one line counter, one set of row checks.
-    let spec = DatasetSpec::custom(
-        args.csv
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        args.smiles_column.clone(),
-        Vec::new(),
-        TaskType::Regression,
-    );
+    let mut source = args.input.open()?;
     let options = LoadOptions {
         features: Some(args.features),
         atom_limit: None,
         scaffolds: false,
     };
-    let spinner = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner().with_message("featurizing")
-    };
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut out = args
+        .out
+        .as_deref()
+        .map(|p| Output::create(Some(p)))
+        .transpose()?;
+    let mut skips = SkipReport::new(args.input.errors.as_deref())?;
+    let mut progress = StreamProgress::new(&source, args.input.quiet);
     let started = Instant::now();
-    let dataset = MoleculeDataset::load(&args.csv, &spec, &options)
-        .with_context(|| format!("loading {}", args.csv.display()));
-    spinner.finish_and_clear();
-    let dataset = dataset?;
+    let (mut molecules, mut skipped) = (0u64, 0u64);
+    let outcome = (|| -> Result<()> {
+        loop {
+            let rows = source.next_chunk(args.input.chunk_size as usize)?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let chunk = featurize_rows(rows, &options, TaskType::Regression, &[]);
+            let m = &chunk.molecules;
+            if let Some(out) = &mut out {
+                for (i, g) in m.graphs.iter().enumerate() {
+                    let row = FeaturizedRow {
+                        line: m.source_lines[i],
+                        smiles: &m.smiles[i],
+                        name: chunk.names[i].as_deref(),
+                        n_atoms: g.n_atoms,
+                        atom_dim: args.features.atom_dim(),
+                        bond_dim: args.features.bond_dim(),
+                        atom_features: &g.atom_features,
+                        bonds: &g.bonds,
+                        bond_features: &g.bond_features,
+                        distances: g.distances.as_deref(),
+                    };
+                    serde_json::to_writer(&mut *out, &row)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            molecules += m.len() as u64;
+            skipped += m.skipped.len() as u64;
+            skips.add(&m.skipped, &progress.bar)?;
+            progress.advance(m.len() as u64, source.bytes_read());
+        }
+    })();
+    // Features written before an input error are kept: finish the file first.
+    let written = out.map(Output::finish).transpose();
+    skips.finish()?;
+    outcome?;
+    written?;
+    progress.bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let rows = dataset.len() + dataset.skipped.len();
     println!(
-        "{}: {} molecules featurized with {} features ({} atom / {} bond dims) in {:.2} s ({:.0} molecules/s)",
-        args.csv.display(),
-        dataset.len(),
+        "{}: {} molecules featurized with {} features ({} atom / {} bond dims) in {:.2} s ({:.0} molecules/s), {} rows skipped",
+        args.input.input.display(),
+        molecules,
         args.features.name(),
         args.features.atom_dim(),
         args.features.bond_dim(),
         seconds,
-        rows as f64 / seconds.max(1e-9),
+        (molecules + skipped) as f64 / seconds.max(1e-9),
+        skipped,
     );
-    if !dataset.skipped.is_empty() {
-        println!("{} invalid rows skipped:", dataset.skipped.len());
-        for row in &dataset.skipped {
-            println!("  line {}: {:?}: {}", row.line, row.smiles, row.reason);
-        }
-    }
     if let Some(out) = &args.out {
-        let file =
-            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut writer = std::io::BufWriter::new(file);
-        for ((line, smiles), g) in dataset
-            .source_lines
-            .iter()
-            .zip(&dataset.smiles)
-            .zip(&dataset.graphs)
-        {
-            let row = FeaturizedRow {
-                line: *line,
-                smiles,
-                n_atoms: g.n_atoms,
-                atom_dim: args.features.atom_dim(),
-                bond_dim: args.features.bond_dim(),
-                atom_features: &g.atom_features,
-                bonds: &g.bonds,
-                bond_features: &g.bond_features,
-                distances: g.distances.as_deref(),
-            };
-            serde_json::to_writer(&mut writer, &row)?;
-            writer.write_all(b"\n")?;
-        }
-        writer
-            .flush()
-            .with_context(|| format!("writing {}", out.display()))?;
         println!("features written to {}", out.display());
     }
     Ok(())

@@ -6,10 +6,12 @@ pub mod compare;
 pub mod dataset_args;
 pub mod datasets;
 pub mod device_args;
+pub mod embed;
 pub mod evaluate;
 pub mod featurize;
 pub mod predict;
 pub mod progress;
+pub mod screen_io;
 pub mod split;
 pub mod train;
 pub mod train_args;
@@ -38,6 +40,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Predict properties of new molecules with a trained model.
     Predict(predict::PredictArgs),
+    /// Write the learned molecule vectors (the readout the task head reads) of a trained model.
+    Embed(embed::EmbedArgs),
     /// Score a trained model on a dataset or a part of its split.
     Evaluate(evaluate::EvaluateArgs),
     /// Time Adam, SAM and GraphSAM steps on the same model and batches.
@@ -55,6 +59,7 @@ pub fn run() -> Result<()> {
         Command::Split(args) => split::run(args),
         Command::Train(args) => train::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Embed(args) => embed::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),

@@ -1,13 +1,15 @@
-//! `graphsam predict`: predictions of a trained model for a CSV of SMILES.
+//! `graphsam predict`: predictions of a trained model (or an ensemble) for
+//! molecules streamed from a CSV or .smi file, written as they are made.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::device_args::DeviceArgs;
-use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset};
+use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
 use graphsam::train::inference::Ensemble;
+use graphsam::train::screen::{ScreenOptions, ScreenOutput, screen};
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]
@@ -18,14 +20,15 @@ pub struct PredictArgs {
     /// more members each task gets a `<task>_std` column (spread between members).
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
-    /// CSV with a header row and a SMILES column.
-    pub csv: PathBuf,
-    /// Header of the SMILES column.
-    #[arg(long, default_value = "smiles")]
-    pub smiles_column: String,
-    /// Write predictions here (CSV: line, smiles, one column per task); default: standard output.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Write predictions here (CSV: line, smiles, [name,] one column per task;
+    /// gzip-compressed when the name ends in .gz); default: standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Molecules per model batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -34,71 +37,79 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs) -> Result<()> {
     let ensemble = Ensemble::load(&args.models)?;
     let card = ensemble.card().clone();
-    let spec = DatasetSpec::custom(
-        args.csv
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        args.smiles_column.clone(),
-        Vec::new(),
-        card.task_type,
-    );
-    let options = LoadOptions {
-        features: Some(card.model.feature_set()),
-        atom_limit: card.atom_limit,
-        scaffolds: false,
-    };
-    let mut dataset = MoleculeDataset::load(&args.csv, &spec, &options)
-        .with_context(|| format!("loading {}", args.csv.display()))?;
-    super::report_skipped(&dataset);
-    // The CSV has no labels: give the dataset the model's tasks, all missing.
-    dataset.n_tasks = card.task_names.len();
-    dataset.task_names = card.task_names.clone();
-    dataset.targets = vec![f32::NAN; dataset.len() * dataset.n_tasks];
-    let indices: Vec<usize> = (0..dataset.len()).collect();
     let device = args.device.inference_device()?;
-    let predicted = ensemble.predict(&dataset, &indices, &device)?;
+    let mut source = args.input.open()?;
+    let names = args.input.has_names();
 
-    let sink: Box<dyn std::io::Write> = match &args.out {
-        Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut writer = csv::Writer::from_writer(sink);
+    let mut writer = csv::Writer::from_writer(Output::create(args.out.as_deref())?);
     let mut header = vec!["line".to_string(), "smiles".to_string()];
+    if names {
+        header.push("name".into());
+    }
     header.extend(card.task_names.iter().cloned());
-    if predicted.std.is_some() {
+    if ensemble.members.len() > 1 {
         header.extend(card.task_names.iter().map(|t| format!("{t}_std")));
     }
     writer.write_record(&header)?;
-    let tasks = dataset.n_tasks.max(1);
-    for i in 0..dataset.len() {
-        let mut record = vec![
-            dataset.source_lines[i].to_string(),
-            dataset.smiles[i].clone(),
-        ];
-        let row = i * tasks..(i + 1) * tasks;
-        record.extend(
-            predicted.mean[row.clone()]
-                .iter()
-                .map(|v| format!("{v:.6}")),
-        );
-        if let Some(std) = &predicted.std {
-            record.extend(std[row].iter().map(|v| format!("{v:.6}")));
-        }
-        writer.write_record(&record)?;
-    }
-    writer.flush()?;
-    if let Some(path) = &args.out {
-        eprintln!(
-            "{} predictions by {} model(s) for {} molecules written to {} ({} rows skipped)",
+
+    let mut skips = SkipReport::new(args.input.errors.as_deref())?;
+    let mut progress = StreamProgress::new(&source, args.input.quiet);
+    let options = ScreenOptions {
+        batch_size: args.batch_size as usize,
+        chunk_size: args.input.chunk_size as usize,
+    };
+    let bytes = source.bytes_read_counter();
+    let mut record = Vec::with_capacity(header.len());
+    let outcome = screen(
+        &ensemble,
+        &mut source,
+        ScreenOutput::Predictions,
+        &device,
+        options,
+        &mut |chunk| {
+            let molecules = &chunk.input.molecules;
+            let tasks = chunk.width;
+            for i in 0..molecules.len() {
+                record.clear();
+                record.push(molecules.source_lines[i].to_string());
+                record.push(molecules.smiles[i].clone());
+                if names {
+                    record.push(chunk.input.names[i].clone().unwrap_or_default());
+                }
+                let row = i * tasks..(i + 1) * tasks;
+                record.extend(
+                    chunk.values.mean[row.clone()]
+                        .iter()
+                        .map(|v| format!("{v:.6}")),
+                );
+                if let Some(std) = &chunk.values.std {
+                    record.extend(std[row].iter().map(|v| format!("{v:.6}")));
+                }
+                writer.write_record(&record)?;
+            }
+            skips.add(&molecules.skipped, &progress.bar)?;
+            progress.advance(molecules.len() as u64, bytes.get());
+            Ok(())
+        },
+    );
+    // What was predicted before an input error is kept: finish the files first.
+    let finished = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing predictions: {}", e.error()))
+        .and_then(Output::finish);
+    let skipped = skips.finish()?;
+    outcome?;
+    finished?;
+    progress.finish(
+        &format!(
+            "predicted {} task(s) by {} model(s) for",
             card.task_names.len(),
-            ensemble.members.len(),
-            dataset.len(),
-            path.display(),
-            dataset.skipped.len()
-        );
+            ensemble.members.len()
+        ),
+        skipped,
+    );
+    if let Some(path) = &args.out {
+        eprintln!("predictions written to {}", path.display());
     }
     Ok(())
 }

@@ -136,6 +136,20 @@ pub enum DataError {
         reason: String,
     },
 
+    /// The input could not be read to its end (a truncated or corrupt gzip
+    /// stream, an I/O failure); the rows before it were handed out.
+    #[error(
+        "{path}: reading stopped after line {last_line}: {reason} (the rows up to that line were processed)"
+    )]
+    TruncatedInput {
+        /// The input file.
+        path: PathBuf,
+        /// The last line read completely.
+        last_line: u64,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Every row was skipped (invalid SMILES, too many atoms).
     #[error(
         "{path}: no valid molecules ({skipped} rows skipped; first: line {first_line}: {first_reason})"

@@ -11,6 +11,7 @@ use crate::features::{FeatureSet, MolGraph, featurize};
 use super::error::{DataError, Result};
 use super::registry::{DatasetSpec, TaskType};
 use super::resolve::DatasetResolver;
+use super::stream::{LineCounter, csv_with_lines};
 
 /// The CoMPT reference drops molecules with this many atoms or more
 /// (graphsam-chem's [`FeatureSet::default_atom_limit`]).
@@ -149,10 +150,10 @@ struct RawRow {
 }
 
 /// What the parallel pass computes for a row that survives.
-struct ParsedRow {
-    atoms: usize,
-    scaffold: Option<String>,
-    graph: Option<MolGraph>,
+pub(crate) struct ParsedRow {
+    pub(crate) atoms: usize,
+    pub(crate) scaffold: Option<String>,
+    pub(crate) graph: Option<MolGraph>,
 }
 
 fn parse_target(
@@ -188,45 +189,6 @@ fn parse_target(
     Ok(value as f32)
 }
 
-/// File line numbers from byte offsets. The CSV reader's own line count is
-/// off by one after CRLF line ends (a record can be reported as starting on
-/// the previous line's `\n`), so count newlines before the first byte of the
-/// record's content instead.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    line: u64,
-}
-
-impl<'a> LineCounter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        LineCounter {
-            bytes,
-            pos: 0,
-            line: 1,
-        }
-    }
-
-    /// Line of the record starting at `byte` (offsets only grow).
-    fn line_at(&mut self, byte: u64) -> u64 {
-        let mut start = (byte as usize).min(self.bytes.len());
-        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        if start < self.pos {
-            // Not expected; recount from the start rather than report garbage.
-            self.pos = 0;
-            self.line = 1;
-        }
-        self.line += self.bytes[self.pos..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        self.pos = start;
-        self.line
-    }
-}
-
 /// Reads the header and rows, checking columns and targets; SMILES are not
 /// parsed yet.
 fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
@@ -243,11 +205,7 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
             }
         }
     })?;
-    let mut lines = LineCounter::new(&bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(bytes.as_slice());
+    let (mut reader, mut lines) = csv_with_lines(bytes.as_slice(), b',', false);
     let malformed = |e: csv::Error, lines: &mut LineCounter| {
         let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
         match e.kind() {
@@ -337,7 +295,10 @@ fn read_rows(path: &Path, spec: &DatasetSpec) -> Result<Vec<RawRow>> {
 /// Parses one SMILES and computes what the options ask for. The chemistry
 /// toolkit runs behind `catch_unwind` so a toolkit bug on one odd SMILES
 /// becomes a skipped row, not a crash of the whole load.
-fn parse_row(smiles: &str, options: &LoadOptions) -> std::result::Result<ParsedRow, SkipReason> {
+pub(crate) fn parse_row(
+    smiles: &str,
+    options: &LoadOptions,
+) -> std::result::Result<ParsedRow, SkipReason> {
     if smiles.is_empty() {
         return Err(SkipReason::EmptySmiles);
     }

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod resolve;
 pub mod scaling;
 pub mod split;
+pub mod stream;
 
 pub use batch::{
     BatchIter, BatchLayout, DenseBatch, PackedBatch, batches, sequential_batches, shuffled_batches,
@@ -30,3 +31,4 @@ pub use split::{
     Split, SplitKind, SplitSizes, SplitSummary, make_split, read_split_file, repeated_splits,
     summarize_split,
 };
+pub use stream::{FeaturizedChunk, InputFormat, InputRow, MoleculeSource, featurize_rows};

@@ -286,6 +286,12 @@ impl Dmpnn {
     pub fn predict(&self, input: &GraphInput, _task: TaskType) -> Tensor<2> {
         self.forward(input, ForwardMode::Eval)
     }
+
+    /// Molecule vectors (`n_molecules × hidden`) in evaluation mode: what
+    /// the FFN head reads.
+    pub fn embed(&self, input: &GraphInput) -> Tensor<2> {
+        self.encode(input, &mut ForwardMode::Eval)
+    }
 }
 
 #[cfg(test)]

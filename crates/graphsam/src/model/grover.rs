@@ -618,6 +618,16 @@ impl Grover {
     }
 }
 
+impl Grover {
+    /// Molecule vectors in evaluation mode, `n_molecules × 2d`: the
+    /// atom-from-atom readout, then the atom-from-bond one (each read by
+    /// its own head).
+    pub fn embed(&self, input: &GraphInput) -> Tensor<2> {
+        let (from_atoms, from_bonds) = self.encode(input, &mut ForwardMode::Eval);
+        Tensor::cat(vec![from_atoms, from_bonds], 1)
+    }
+}
+
 /// log(p / (1 − p)) for p = (σ(a) + σ(b)) / 2, without forming p: with
 /// log p = lse(log σ(a), log σ(b)) − log 2 and log(1 − p) = lse(log σ(−a),
 /// log σ(−b)) − log 2, the log 2 cancels. Exact where σ saturates in f32.

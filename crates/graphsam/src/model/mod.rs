@@ -80,6 +80,11 @@ pub trait PropertyModel: Module + Sized {
     /// standardised values for regression. Deterministic (evaluation mode).
     fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2>;
 
+    /// The learned molecule representation (B × E) the task head reads:
+    /// CoMPT's GRU readout, D-MPNN's mean of atom vectors, GROVER's two
+    /// branch readouts side by side. Deterministic (evaluation mode).
+    fn embed(&self, input: &Self::Input) -> Tensor<2>;
+
     /// Matrix-product FLOPs of the training pass [`loss`](Self::loss) runs
     /// on `input` with `step_seed` (forward and backward), from the shapes it runs.
     fn pass_flops(&self, input: &Self::Input, step_seed: u64) -> PassFlops;
@@ -150,6 +155,10 @@ impl PropertyModel for Compt {
         self.forward(&input.input)
     }
 
+    fn embed(&self, input: &Self::Input) -> Tensor<2> {
+        Compt::embed(self, &input.input)
+    }
+
     fn pass_flops(&self, input: &Self::Input, _step_seed: u64) -> PassFlops {
         Compt::pass_flops(self, &input.input)
     }
@@ -205,6 +214,10 @@ macro_rules! packed_property_model {
 
             fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
                 <$model>::predict(self, &input.input, task)
+            }
+
+            fn embed(&self, input: &Self::Input) -> Tensor<2> {
+                <$model>::embed(self, &input.input)
             }
 
             fn pass_flops(&self, input: &Self::Input, step_seed: u64) -> PassFlops {

@@ -173,27 +173,45 @@ impl Ensemble {
         let mut members = Vec::with_capacity(self.members.len());
         for (dir, card) in &self.members {
             let outputs = predict_with_card(dir, card, dataset, indices, device)?;
-            members.push(
-                outputs
-                    .iter()
-                    .map(|&v| match card.task_type {
-                        TaskType::Classification => super::trainer::probability(v),
-                        TaskType::Regression => f64::from(v),
-                    })
-                    .collect::<Vec<f64>>(),
-            );
+            members.push(user_units(&outputs, card.task_type));
         }
-        let cells = members[0].len();
-        let column = |k: usize| members.iter().map(|m| m[k]).collect::<Vec<f64>>();
-        let stats: Vec<(f64, f64)> = (0..cells)
-            .map(|k| super::stats::mean_std(&column(k)))
-            .collect();
-        Ok(EnsemblePrediction {
-            mean: stats.iter().map(|s| s.0).collect(),
-            std: (members.len() > 1).then(|| stats.iter().map(|s| s.1).collect()),
-            members,
-        })
+        Ok(EnsemblePrediction::from_members(members))
     }
+}
+
+impl EnsemblePrediction {
+    /// The mean and (with two or more members) the sample standard deviation
+    /// of the members' predictions, cell by cell.
+    pub fn from_members(members: Vec<Vec<f64>>) -> Self {
+        let cells = members.first().map_or(0, Vec::len);
+        let mut column = vec![0.0; members.len()];
+        let (mut mean, mut std) = (Vec::with_capacity(cells), Vec::with_capacity(cells));
+        for k in 0..cells {
+            for (c, m) in column.iter_mut().zip(&members) {
+                *c = m[k];
+            }
+            let (m, s) = super::stats::mean_std(&column);
+            mean.push(m);
+            std.push(s);
+        }
+        EnsemblePrediction {
+            mean,
+            std: (members.len() > 1).then_some(std),
+            members,
+        }
+    }
+}
+
+/// A member's outputs in user units: probabilities from log-odds for
+/// classification, target units as they are for regression.
+pub(crate) fn user_units(outputs: &[f32], task: TaskType) -> Vec<f64> {
+    outputs
+        .iter()
+        .map(|&v| match task {
+            TaskType::Classification => super::trainer::probability(v),
+            TaskType::Regression => f64::from(v),
+        })
+        .collect()
 }
 
 /// Predictions in user units (probabilities or target units) as the scores

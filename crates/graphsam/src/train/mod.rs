@@ -6,11 +6,12 @@ pub mod compare;
 pub mod inference;
 pub mod record;
 pub mod run;
+pub mod screen;
 pub mod stats;
 pub mod trainer;
 
 pub use run::{ModelCard, RunConfig, RunSummary, RunTemplate, device_without_autodiff, run_seed};
 pub use trainer::{
-    Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, evaluate_split, fit,
-    predict_indices, probability,
+    Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, embed_indices,
+    evaluate_split, fit, predict_indices, probability,
 };

@@ -424,23 +424,55 @@ pub fn predict_indices<M: PropertyModel>(
     device: &Device,
     batch_size: usize,
 ) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(indices.len() * dataset.n_tasks);
-    for molecules in sequential_batches(indices, batch_size.max(1)) {
-        let batch = M::Batch::assemble(dataset, &molecules, None)?;
-        let input = M::input(&batch, device)?;
-        let values = model
-            .predict(&input, dataset.task_type)
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow!("reading predictions: {e:?}"))?;
-        out.extend_from_slice(&values);
-    }
-    if dataset.task_type == TaskType::Regression
+    let task = dataset.task_type;
+    let mut out = batch_outputs(model, dataset, indices, device, batch_size, |m, input| {
+        m.predict(input, task)
+    })?;
+    if task == TaskType::Regression
         && let Some(scaler) = scaler
     {
         for row in out.chunks_mut(dataset.n_tasks) {
             scaler.inverse_transform(row);
         }
+    }
+    Ok(out)
+}
+
+/// Molecule embeddings ([`PropertyModel::embed`]) for the molecules
+/// `indices`, row-major, with the embedding width.
+pub fn embed_indices<M: PropertyModel>(
+    model: &M,
+    dataset: &MoleculeDataset,
+    indices: &[usize],
+    device: &Device,
+    batch_size: usize,
+) -> Result<(Vec<f32>, usize)> {
+    let out = batch_outputs(model, dataset, indices, device, batch_size, |m, input| {
+        m.embed(input)
+    })?;
+    let width = out.len() / indices.len().max(1);
+    Ok((out, width))
+}
+
+/// `output` of the model for the molecules `indices`, batch by batch, as
+/// one row-major host vector.
+fn batch_outputs<M: PropertyModel>(
+    model: &M,
+    dataset: &MoleculeDataset,
+    indices: &[usize],
+    device: &Device,
+    batch_size: usize,
+    output: impl Fn(&M, &M::Input) -> burn::tensor::Tensor<2>,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    for molecules in sequential_batches(indices, batch_size.max(1)) {
+        let batch = M::Batch::assemble(dataset, &molecules, None)?;
+        let input = M::input(&batch, device)?;
+        let values = output(model, &input)
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("reading model outputs: {e:?}"))?;
+        out.extend_from_slice(&values);
     }
     Ok(out)
 }

@@ -465,9 +465,14 @@ impl Compt {
     /// If a molecule's real atoms do not come first in its rows (the
     /// batcher's layout; see [`GruReadout::forward`]).
     pub fn forward(&self, input: &ComptInput) -> Tensor<2> {
+        self.predict(self.embed(input))
+    }
+
+    /// Molecule vectors (B, d): the readout of the encoder's output, which
+    /// the head turns into predictions.
+    pub fn embed(&self, input: &ComptInput) -> Tensor<2> {
         let encoded = self.encode(input);
-        let molecules = self.readout.forward_planned(encoded, &input.readout_plan);
-        self.predict(molecules)
+        self.readout.forward_planned(encoded, &input.readout_plan)
     }
 
     /// Encoder output (B, L, d) after the final norm; zero rows at padding.
