@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod featurize;
 pub mod predict;
 pub mod progress;
+pub mod screen_bench;
 pub mod screen_io;
 pub mod split;
 pub mod train;
@@ -46,6 +47,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Time Adam, SAM and GraphSAM steps on the same model and batches.
     Bench(bench::BenchArgs),
+    /// Time `predict` end to end (molecules/s, peak RSS) on screening libraries of several sizes.
+    ScreenBench(screen_bench::ScreenBenchArgs),
     /// Compare optimizers over datasets and seeds (resumable, parallel, shardable) and tabulate them.
     Compare(compare::CompareArgs),
 }
@@ -63,6 +66,7 @@ pub fn run() -> Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::ScreenBench(args) => screen_bench::run(args),
     }
 }
 

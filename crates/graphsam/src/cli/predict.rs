@@ -27,7 +27,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Molecules per model batch.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
