@@ -6,6 +6,7 @@ pub mod error;
 pub mod optimizer;
 pub mod param_vector;
 pub mod schedule;
+pub mod sharpness;
 mod state;
 
 pub use config::{

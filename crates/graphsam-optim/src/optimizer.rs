@@ -84,6 +84,10 @@ pub struct SharpnessOptimizer<M> {
     pub(crate) g_v: Option<ParamVector>,
     /// The parameters the last update touched (checked by `load_state`).
     pub(crate) param_ids: Vec<ParamId>,
+    /// Whether to keep every optimizer's last update gradient (diagnostics).
+    pub(crate) track_updates: bool,
+    /// The last update gradient, kept while `track_updates` is on.
+    pub(crate) tracked_update: Option<ParamVector>,
     _model: PhantomData<fn(&M)>,
 }
 
@@ -173,6 +177,8 @@ impl<M: Module> SharpnessOptimizer<M> {
             g_s: None,
             g_v: None,
             param_ids: Vec::new(),
+            track_updates: false,
+            tracked_update: None,
             _model: PhantomData,
         }
     }
@@ -238,9 +244,25 @@ impl<M: Module> SharpnessOptimizer<M> {
         self.g_h.as_ref()
     }
 
-    /// GraphSAM's last updating gradient g_s, for inspection and tests.
+    /// The last updating gradient: GraphSAM's g_s always; every other
+    /// optimizer's while [`track_updates`](Self::track_updates) is on.
     pub fn last_update_gradient(&self) -> Option<&ParamVector> {
-        self.g_s.as_ref().map(|(g, _)| g)
+        self.g_s
+            .as_ref()
+            .map(|(g, _)| g)
+            .or(self.tracked_update.as_ref())
+    }
+
+    /// Keeps (or stops keeping) the gradient of every applied update, so that
+    /// [`last_update_gradient`](Self::last_update_gradient) answers for every
+    /// optimizer, e.g. to measure how well it predicts the next step's
+    /// gradient. Off by default: it holds one more parameter-sized vector.
+    /// Not part of the saved state.
+    pub fn track_updates(&mut self, on: bool) {
+        self.track_updates = on;
+        if !on {
+            self.tracked_update = None;
+        }
     }
 
     /// LookSAM's stored orthogonal component g_v, for inspection and tests.
@@ -374,6 +396,9 @@ impl<M: Module> SharpnessOptimizer<M> {
         let applied = norm.is_finite();
         let model = if applied {
             self.param_ids = update.ids();
+            if self.track_updates && !matches!(memory, Memory::GraphSam { .. }) {
+                self.tracked_update = Some(update.clone());
+            }
             let grads = update.to_gradients(&model);
             self.base.step(lr, model, grads)
         } else {
@@ -779,6 +804,8 @@ impl<M> Clone for SharpnessOptimizer<M> {
             g_s: self.g_s.clone(),
             g_v: self.g_v.clone(),
             param_ids: self.param_ids.clone(),
+            track_updates: self.track_updates,
+            tracked_update: self.tracked_update.clone(),
             _model: PhantomData,
         }
     }

@@ -345,6 +345,82 @@ impl ParamVector {
         })
     }
 
+    /// The current weights of `model` for every parameter that has a slot in
+    /// `like`, flattened (the point a perturbation is taken from).
+    pub fn weights_like<M: Module>(model: &M, like: &ParamVector) -> Self {
+        struct Collect<'a> {
+            like: &'a ParamVector,
+            out: ParamVector,
+        }
+        impl ModuleVisitor for Collect<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                if self.like.index.contains_key(&param.id) {
+                    let value = param.val().inner();
+                    let shape = value.dims().to_vec();
+                    self.out.push(ParamSlot {
+                        id: param.id,
+                        shape,
+                        flat: value.reshape([-1]),
+                    });
+                }
+            }
+        }
+        let mut visitor = Collect {
+            like,
+            out: ParamVector::default(),
+        };
+        model.visit(&mut visitor);
+        visitor.out
+    }
+
+    /// A vector with this one's slots (ids, shapes, devices) whose values
+    /// `f(slot index, shape, values)` computes on the host from the slot's
+    /// current values. For set-up work (random directions, per-filter
+    /// scaling), never inside a step.
+    pub fn map_host(&self, mut f: impl FnMut(usize, &[usize], Vec<f32>) -> Vec<f32>) -> Self {
+        let mut out = ParamVector::default();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let values = slot
+                .flat
+                .to_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            let n = values.len();
+            let mapped = f(i, &slot.shape, values);
+            assert_eq!(mapped.len(), n, "map_host must keep every slot's length");
+            let device = slot.flat.device();
+            out.push(ParamSlot {
+                id: slot.id,
+                shape: slot.shape.clone(),
+                flat: Tensor::<1>::from_data(TensorData::new(mapped, [n]), &device),
+            });
+        }
+        out
+    }
+
+    /// Every slot's values read to the host, in module order.
+    pub fn host_values(&self) -> Vec<Vec<f32>> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                slot.flat
+                    .to_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Number of scalar entries over all slots.
+    pub fn num_entries(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|slot| slot.shape.iter().product::<usize>())
+            .sum()
+    }
+
     /// The parameter ids with a slot, in module order.
     pub fn ids(&self) -> Vec<ParamId> {
         self.slots.iter().map(|slot| slot.id).collect()

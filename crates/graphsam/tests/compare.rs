@@ -186,6 +186,32 @@ fn tiny_grid_runs_every_cell_in_parallel_and_writes_the_tables() {
         "the plot shows the paired differences"
     );
     assert!(text(&o).contains("all 4 cells finished"), "{}", text(&o));
+    assert!(
+        !out.join("similarity-esol.svg").exists(),
+        "nothing tracked, nothing drawn"
+    );
+}
+
+#[test]
+fn a_tracked_grid_draws_every_optimizers_gradient_similarity() {
+    let data = data_dir();
+    let out = data.path().join("cmp");
+    let o = compare(
+        data.path(),
+        &["--track-similarity", "1", "--out", out.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for optimizer in ["adam", "graphsam"] {
+        let csv =
+            std::fs::read_to_string(cell_dir(&out, optimizer, 1).join("similarity.csv")).unwrap();
+        // 12 training molecules in batches of 8: two tracked steps.
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+    }
+    let svg = std::fs::read_to_string(out.join("similarity-esol.svg")).unwrap();
+    assert!(
+        svg.contains("adam (seed 0)") && svg.contains("graphsam (seed 0)"),
+        "{svg}"
+    );
 }
 
 #[test]

@@ -81,6 +81,7 @@ fn train<M: PropertyModel>(
             warmup_epochs: 0.0,
         },
         metric: Metric::RocAuc,
+        track_similarity: None,
     };
     let mut steps = Steps::default();
     let outcome = fit(

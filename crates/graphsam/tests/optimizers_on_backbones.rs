@@ -39,6 +39,7 @@ fn first_and_last_loss<M: PropertyModel>(
             warmup_epochs: 0.0,
         },
         metric: Metric::RocAuc,
+        track_similarity: None,
     };
     let device = ComputeBackend::default_cpu().autodiff_device();
     let outcome = fit(

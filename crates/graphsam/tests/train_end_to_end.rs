@@ -93,6 +93,7 @@ fn config(model: ModelSpec, optimizer: &str, task: TaskType, epochs: usize) -> R
                 ..NoamLrConfig::default()
             },
             metric: task.default_metric(),
+            track_similarity: None,
         },
         backend: "flex".into(),
         graphsam_version: "test".into(),

@@ -13,6 +13,7 @@ pub mod predict;
 pub mod progress;
 pub mod screen_bench;
 pub mod screen_io;
+pub mod sharpness;
 pub mod split;
 pub mod train;
 pub mod train_args;
@@ -51,6 +52,10 @@ pub enum Command {
     ScreenBench(screen_bench::ScreenBenchArgs),
     /// Compare optimizers over datasets and seeds (resumable, parallel, shardable) and tabulate them.
     Compare(compare::CompareArgs),
+    /// Measure how sharp a trained run's minimum is: ε-sharpness and the top Hessian eigenvalue.
+    Sharpness(sharpness::SharpnessArgs),
+    /// Plot a trained run's loss along filter-normalised random directions (1-D curve or 2-D map).
+    Landscape(sharpness::LandscapeArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -67,6 +72,8 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Compare(args) => compare::run(args),
         Command::ScreenBench(args) => screen_bench::run(args),
+        Command::Sharpness(args) => sharpness::run_sharpness(args),
+        Command::Landscape(args) => sharpness::run_landscape(args),
     }
 }
 

@@ -354,6 +354,10 @@ pub struct LoopArgs {
     /// Skip molecules with at least this many atoms (default: 100 for CoMPT, none otherwise).
     #[arg(long)]
     pub atom_limit: Option<usize>,
+    /// Every K steps, one extra pass records cos(∇L(w), g_h) and cos(∇L(w),
+    /// previous update) to similarity.csv/svg (off by default: no extra pass).
+    #[arg(long, value_name = "K")]
+    pub track_similarity: Option<u64>,
 }
 
 impl LoopArgs {
@@ -400,6 +404,10 @@ impl LoopArgs {
             atom_limit,
             schedule: schedule.config(),
             backend,
+            track_similarity: match self.track_similarity {
+                Some(0) => bail!("--track-similarity: K must be at least 1 step"),
+                k => k,
+            },
         })
     }
 }

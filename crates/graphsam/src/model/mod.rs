@@ -73,6 +73,10 @@ pub trait PropertyModel: Module + Sized {
     /// fixes any randomness of the forward pass (e.g. GROVER's sampled
     /// message-passing depth), so the evaluations of one optimizer step agree.
     fn loss(&self, input: &Self::Input, task: TaskType, step_seed: u64) -> Tensor<1>;
+    /// The training loss with every stochastic part off (no dropout, fixed
+    /// depths): a deterministic function of the weights, for measuring
+    /// sharpness and loss landscapes.
+    fn eval_loss(&self, input: &Self::Input, task: TaskType) -> Tensor<1>;
 
     /// Predictions (B × T): the log-odds of the positive class for
     /// classification (σ of it is the probability; ranking metrics use the
@@ -113,6 +117,16 @@ fn labels(
     )
 }
 
+/// CoMPT's training loss on head outputs `out`.
+fn compt_loss(out: Tensor<2>, input: &Labelled<ComptInput>, task: TaskType) -> Tensor<1> {
+    match task {
+        TaskType::Classification => {
+            loss::masked_bce_with_logits(out, input.targets.clone(), input.mask.clone())
+        }
+        TaskType::Regression => loss::masked_rmse(out, input.targets.clone(), input.mask.clone()),
+    }
+}
+
 impl PropertyModel for Compt {
     type Batch = DenseBatch;
     type Input = Labelled<ComptInput>;
@@ -137,15 +151,12 @@ impl PropertyModel for Compt {
     }
 
     fn loss(&self, input: &Self::Input, task: TaskType, _step_seed: u64) -> Tensor<1> {
-        let out = self.forward(&input.input);
-        match task {
-            TaskType::Classification => {
-                loss::masked_bce_with_logits(out, input.targets.clone(), input.mask.clone())
-            }
-            TaskType::Regression => {
-                loss::masked_rmse(out, input.targets.clone(), input.mask.clone())
-            }
-        }
+        compt_loss(self.forward(&input.input), input, task)
+    }
+
+    fn eval_loss(&self, input: &Self::Input, task: TaskType) -> Tensor<1> {
+        let out = self.head_forward(self.embed(&input.input), false);
+        compt_loss(out, input, task)
     }
 
     fn predict(&self, input: &Self::Input, task: TaskType) -> Tensor<2> {
@@ -209,6 +220,17 @@ macro_rules! packed_property_model {
                     input.mask.clone(),
                     task,
                     ForwardMode::Train(&mut rng),
+                )
+            }
+
+            fn eval_loss(&self, input: &Self::Input, task: TaskType) -> Tensor<1> {
+                <$model>::loss(
+                    self,
+                    &input.input,
+                    input.targets.clone(),
+                    input.mask.clone(),
+                    task,
+                    ForwardMode::Eval,
                 )
             }
 

@@ -269,6 +269,7 @@ pub fn time_epochs<M: PropertyModel>(
         optimizer: OptimizerConfig::Adam(Default::default()),
         schedule: NoamLrConfig::default(),
         metric: dataset.task_type.default_metric(),
+        track_similarity: None,
     };
     let outcome = fit(
         model,

@@ -17,7 +17,9 @@ use std::str::FromStr;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::record::{files, read_json, write_atomic, write_json};
+use super::record::{
+    SimilarityRecord, files, plot_similarity, read_json, read_similarity, write_atomic, write_json,
+};
 use super::run::RunConfig;
 use super::run::RunSummary;
 use super::stats::{PairedDifference, mean_std};
@@ -284,6 +286,41 @@ pub struct PairedRow {
     pub time_ratio: f64,
     /// Seeds in the grid.
     pub seeds_expected: u64,
+}
+
+/// Draws `similarity-<dataset>.svg` in `out` for every dataset whose cells
+/// ran with `--track-similarity`: one line per optimizer, from its lowest
+/// seed with records. Returns the files written (none when nothing tracked).
+pub fn plot_grid_similarity(out: &Path, grid: &Grid) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for dataset in &grid.datasets {
+        let mut runs: Vec<(String, Vec<SimilarityRecord>)> = Vec::new();
+        for optimizer in &grid.optimizers {
+            for seed in 0..grid.seeds {
+                let cell = Cell {
+                    dataset: dataset.clone(),
+                    optimizer: optimizer.clone(),
+                    seed,
+                };
+                let records = read_similarity(&cell.dir(out))?;
+                if !records.is_empty() {
+                    runs.push((format!("{optimizer} (seed {seed})"), records));
+                    break;
+                }
+            }
+        }
+        if runs.is_empty() {
+            continue;
+        }
+        let path = out.join(format!("similarity-{dataset}.svg"));
+        let lines: Vec<(&str, &[SimilarityRecord])> = runs
+            .iter()
+            .map(|(label, records)| (label.as_str(), records.as_slice()))
+            .collect();
+        plot_similarity(&path, &lines)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// The assembled comparison: table rows and the grid cells without a summary.
@@ -590,7 +627,9 @@ impl Comparison {
         write_atomic(&out.join(RESULTS_CSV), self.csv()?.as_bytes())?;
         write_atomic(&out.join(PAIRED_CSV), self.paired_csv()?.as_bytes())?;
         write_json(&out.join(RESULTS_JSON), self)?;
-        self.plot(&out.join(RESULTS_SVG))
+        self.plot(&out.join(RESULTS_SVG))?;
+        plot_grid_similarity(out, &self.grid)?;
+        Ok(())
     }
 
     /// Test metric (y) against seconds per epoch (x), one labelled point per

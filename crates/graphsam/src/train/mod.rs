@@ -7,6 +7,7 @@ pub mod inference;
 pub mod record;
 pub mod run;
 pub mod screen;
+pub mod sharpness;
 pub mod stats;
 pub mod trainer;
 

@@ -29,6 +29,10 @@ pub mod files {
     pub const SUMMARY: &str = "summary.json";
     /// Last-epoch checkpoint (trainer state, weights and optimizer state in one file) for resuming.
     pub const CHECKPOINT: &str = "checkpoint.bin";
+    /// `--track-similarity` records: per tracked step, the cosines (CSV).
+    pub const SIMILARITY_CSV: &str = "similarity.csv";
+    /// Those cosines drawn against the step (SVG).
+    pub const SIMILARITY_SVG: &str = "similarity.svg";
 }
 
 /// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.
@@ -84,6 +88,160 @@ pub struct EpochRecord {
     pub backward_passes: u64,
     /// Whether this epoch produced the best validation metric so far.
     pub is_best: bool,
+    /// Extra passes of `--track-similarity` (not the optimizer's, not in
+    /// `train_seconds`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tracking_passes: u64,
+    /// Wall time of those extra passes, in seconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub tracking_seconds: f64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// One `--track-similarity` measurement: how the exact gradient at the
+/// weights, ∇L(w), on a step's batch lines up with the directions the
+/// optimizer had at hand before the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimilarityRecord {
+    /// Global step (0-based).
+    pub step: u64,
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// cos(∇L(w), g_h): GraphSAM's perturbation direction against the exact
+    /// one (`None` where the optimizer keeps no g_h: Adam, SAM, and
+    /// GraphSAM's first step).
+    pub cos_perturbation: Option<f64>,
+    /// cos(∇L(w), previous updating gradient): the paper's observation that
+    /// one step's gradient predicts the next (`None` at the first step).
+    pub cos_previous_update: Option<f64>,
+    /// ‖∇L(w)‖.
+    pub gradient_norm: f64,
+    /// Whether the step took its perturbation from the exact gradient
+    /// (every SAM step, GraphSAM's anchors): there the estimate was not used.
+    pub exact_perturbation: bool,
+}
+
+/// Writes the similarity records as CSV and draws them (SVG).
+pub fn write_similarity(dir: &Path, records: &[SimilarityRecord], optimizer: &str) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for record in records {
+        csv.serialize(record)?;
+    }
+    let bytes = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&dir.join(files::SIMILARITY_CSV), &bytes)?;
+    plot_similarity(&dir.join(files::SIMILARITY_SVG), &[(optimizer, records)])
+}
+
+/// Reads similarity records back from a run folder (empty when it has none).
+pub fn read_similarity(dir: &Path) -> Result<Vec<SimilarityRecord>> {
+    let path = dir.join(files::SIMILARITY_CSV);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| {
+            row.with_context(|| {
+                format!("{} row {}: not a similarity record", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+/// Draws cosine similarities against the step, one panel per quantity, one
+/// line per labelled run.
+pub fn plot_similarity(path: &Path, runs: &[(&str, &[SimilarityRecord])]) -> Result<()> {
+    use plotters::prelude::*;
+
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(230, 120, 0),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(120, 120, 120),
+    ];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 380)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(450);
+        let last_step = runs
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(|x| x.step))
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        type Pick = fn(&SimilarityRecord) -> Option<f64>;
+        let panels: [(_, Pick, &str); 2] = [
+            (
+                &left,
+                |r| r.cos_previous_update,
+                "cos(∇L(w), previous update)",
+            ),
+            (
+                &right,
+                |r| r.cos_perturbation.filter(|_| !r.exact_perturbation),
+                "cos(∇L(w), g_h) (GraphSAM's estimate)",
+            ),
+        ];
+        for (area, pick, title) in panels {
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 16))
+                .margin(12)
+                .x_label_area_size(32)
+                .y_label_area_size(48)
+                .build_cartesian_2d(0f64..last_step, -1f64..1f64)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .draw()
+                .map_err(plot_err)?;
+            let mut labelled = 0;
+            for (i, (label, records)) in runs.iter().enumerate() {
+                let colour = COLOURS[i % COLOURS.len()];
+                let points: Vec<(f64, f64)> = records
+                    .iter()
+                    .filter_map(|r| {
+                        pick(r)
+                            .filter(|c| c.is_finite())
+                            .map(|c| (r.step as f64, c))
+                    })
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                labelled += 1;
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), colour))
+                    .map_err(plot_err)?
+                    .label(label.to_string())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+            }
+            if labelled > 0 {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerRight)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(plot_err)?;
+            }
+        }
+        root.present().map_err(plot_err)?;
+    }
+    fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes the whole epoch history as JSON lines and CSV (both atomically).
@@ -235,7 +393,7 @@ pub fn plot_learning_curve(path: &Path, history: &[EpochRecord], metric_name: &s
 }
 
 /// A y-range with a little margin that never collapses to a point.
-fn value_range(series: &[(f64, f64)]) -> (f64, f64) {
+pub(crate) fn value_range(series: &[(f64, f64)]) -> (f64, f64) {
     let lo = series.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = series.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     if !lo.is_finite() || !hi.is_finite() {
@@ -245,8 +403,8 @@ fn value_range(series: &[(f64, f64)]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing the learning curve: {e}")
+pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing a plot: {e}")
 }
 
 #[cfg(test)]
@@ -268,6 +426,8 @@ mod tests {
             forward_passes: 10,
             backward_passes: 10,
             is_best: epoch == 1,
+            tracking_passes: 0,
+            tracking_seconds: 0.0,
         }
     }
 

@@ -80,6 +80,8 @@ pub struct RunTemplate {
     pub schedule: NoamLrConfig,
     /// Compute backend name.
     pub backend: String,
+    /// Gradient-similarity tracking every this many steps (`None`: off).
+    pub track_similarity: Option<u64>,
 }
 
 impl RunTemplate {
@@ -124,6 +126,7 @@ impl RunTemplate {
                 optimizer: optimizer.with_seed(seed),
                 schedule: self.schedule.clone(),
                 metric,
+                track_similarity: self.track_similarity,
             },
             backend: self.backend.clone(),
             graphsam_version: env!("CARGO_PKG_VERSION").to_string(),

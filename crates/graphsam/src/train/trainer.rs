@@ -10,10 +10,15 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use graphsam_optim::{NoamLr, NoamLrConfig, OptimizerConfig, SharpnessOptimizer, StepReport};
+use graphsam_optim::{
+    NoamLr, NoamLrConfig, OptimizerConfig, ParamVector, SharpnessOptimizer, StepReport,
+};
 
 use super::checkpoint::{Checkpoint, model_record_from_bytes, model_record_to_bytes, save_model};
-use super::record::{EpochRecord, LossMean, files, plot_learning_curve, write_epoch_history};
+use super::record::{
+    EpochRecord, LossMean, SimilarityRecord, files, plot_learning_curve, write_epoch_history,
+    write_similarity,
+};
 use crate::data::{
     BatchLayout, DataError, Metric, MetricScore, MoleculeDataset, Split, TargetScaler, TaskType,
     evaluate, sequential_batches, shuffled_batches,
@@ -37,6 +42,12 @@ pub struct TrainSettings {
     pub schedule: NoamLrConfig,
     /// Metric that selects the best epoch.
     pub metric: Metric,
+    /// Every this many steps, one extra pass takes the exact gradient ∇L(w)
+    /// on the step's batch and records its cosine with the perturbation
+    /// direction the optimizer uses (GraphSAM's g_h) and with the previous
+    /// updating gradient (`None`: off, no extra pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_similarity: Option<u64>,
 }
 
 /// Progress notifications; the library never prints, the CLI renders these.
@@ -94,6 +105,9 @@ struct TrainerState {
     epochs_without_improvement: usize,
     history: Vec<EpochRecord>,
     settings: TrainSettings,
+    /// `--track-similarity` records so far.
+    #[serde(default)]
+    similarity: Vec<SimilarityRecord>,
 }
 
 /// Trains `model` on `split.train`, selecting on `split.valid`.
@@ -139,7 +153,11 @@ pub fn fit<M: PropertyModel>(
         epochs_without_improvement: 0,
         history: Vec::new(),
         settings: settings.clone(),
+        similarity: Vec::new(),
     };
+    // Tracking compares each step's exact gradient with the previous update,
+    // which only GraphSAM keeps on its own.
+    optimizer.track_updates(settings.track_similarity.is_some());
     let mut best_model = model.valid();
     if let Some(dir) = out_dir
         && dir.join(files::CHECKPOINT).exists()
@@ -151,7 +169,15 @@ pub fn fit<M: PropertyModel>(
     while state.epochs_done < settings.epochs && !patience_exhausted(&state, settings) {
         let epoch = state.epochs_done;
         let passes_before = optimizer.counters();
-        let (next, steps) = train_epoch(model, &mut optimizer, &schedule, &run, epoch, observer)?;
+        let (next, steps) = train_epoch(
+            model,
+            &mut optimizer,
+            &schedule,
+            &run,
+            epoch,
+            observer,
+            &mut state.similarity,
+        )?;
         model = next;
 
         let valid_started = Instant::now();
@@ -186,6 +212,8 @@ pub fn fit<M: PropertyModel>(
             forward_passes: passes_after.forward - passes_before.forward,
             backward_passes: passes_after.backward - passes_before.backward,
             is_best: improved,
+            tracking_passes: steps.tracking_passes,
+            tracking_seconds: steps.tracking_seconds,
         };
         observer.epoch_finished(&record, settings.metric);
         state.history.push(record);
@@ -279,7 +307,10 @@ struct EpochSteps {
     clean: LossMean,
     perturbed: LossMean,
     last_lr: f64,
+    /// Seconds of the optimizer's steps (tracking passes excluded).
     seconds: f64,
+    tracking_passes: u64,
+    tracking_seconds: f64,
 }
 
 /// One epoch of optimizer steps over the shuffled training batches.
@@ -290,6 +321,7 @@ fn train_epoch<M: PropertyModel>(
     run: &FitRun,
     epoch: usize,
     observer: &mut dyn TrainObserver,
+    similarity: &mut Vec<SimilarityRecord>,
 ) -> Result<(M, EpochSteps)> {
     let settings = run.settings;
     let task = run.dataset.task_type;
@@ -304,11 +336,27 @@ fn train_epoch<M: PropertyModel>(
     let started = Instant::now();
     let (mut clean, mut perturbed) = (LossMean::default(), LossMean::default());
     let mut lr = schedule.lr_at(optimizer.global_step());
+    let (mut tracking_passes, mut tracking_seconds) = (0u64, 0.0f64);
     for molecules in &order {
         let batch = M::Batch::assemble(run.dataset, molecules, run.scaler)?;
         let input = M::input(&batch, run.device)?;
         lr = schedule.lr_at(optimizer.global_step());
         let step_seed = settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ optimizer.global_step();
+        let tracked = match settings.track_similarity {
+            Some(k) if optimizer.global_step().is_multiple_of(k) => {
+                let tracking_started = Instant::now();
+                // The same pass the optimizer runs at w (same seed), so the
+                // training trajectory is the same with tracking on or off.
+                let loss = model.loss(&input, task, step_seed);
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                let exact = ParamVector::from_gradients(&model, &mut grads);
+                let record = similarity_record(&exact, optimizer, epoch);
+                tracking_passes += 1;
+                tracking_seconds += tracking_started.elapsed().as_secs_f64();
+                Some(record)
+            }
+            _ => None,
+        };
         let (next, report) = optimizer
             .step(lr, model, |m: &M| {
                 let loss = m.loss(&input, task, step_seed);
@@ -323,9 +371,13 @@ fn train_epoch<M: PropertyModel>(
         }
         clean.add(report.loss_at_weights);
         perturbed.add(report.loss_perturbed);
+        if let Some(mut record) = tracked {
+            record.exact_perturbation = report.exact_perturbation;
+            similarity.push(record);
+        }
         observer.step_finished(&report, molecules.len());
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64() - tracking_seconds;
     Ok((
         model,
         EpochSteps {
@@ -333,8 +385,36 @@ fn train_epoch<M: PropertyModel>(
             perturbed,
             last_lr: lr,
             seconds,
+            tracking_passes,
+            tracking_seconds,
         },
     ))
+}
+
+/// The cosines of the exact gradient `exact` with the directions
+/// `optimizer` holds before its next step.
+fn similarity_record<M: PropertyModel>(
+    exact: &ParamVector,
+    optimizer: &SharpnessOptimizer<M>,
+    epoch: usize,
+) -> SimilarityRecord {
+    let norm = exact.norm();
+    let cosine = |other: Option<&ParamVector>| {
+        other.map(|o| {
+            let dot = exact
+                .dot(o)
+                .map_or(0.0, |t| f64::from(t.into_scalar::<f32>()));
+            dot / (norm * o.norm()).max(f64::MIN_POSITIVE)
+        })
+    };
+    SimilarityRecord {
+        step: optimizer.global_step(),
+        epoch,
+        cos_perturbation: cosine(optimizer.perturbation_estimate()),
+        cos_previous_update: cosine(optimizer.last_update_gradient()),
+        gradient_norm: norm,
+        exact_perturbation: false,
+    }
 }
 
 /// The validation metric after `epoch`: `None` (with a warning) when the
@@ -396,6 +476,9 @@ fn write_checkpoint<M: PropertyModel>(
     optimizer: &SharpnessOptimizer<M>,
 ) -> Result<()> {
     write_epoch_history(dir, &state.history)?;
+    if state.settings.track_similarity.is_some() {
+        write_similarity(dir, &state.similarity, optimizer.name())?;
+    }
     plot_learning_curve(
         &dir.join(files::CURVE_SVG),
         &state.history,

@@ -504,13 +504,20 @@ impl Compt {
 
     /// Head on molecule vectors (B, d).
     pub fn predict(&self, molecules: Tensor<2>) -> Tensor<2> {
+        self.head_forward(molecules, true)
+    }
+
+    /// The head with dropout applied (where burn's dropout is active: on an
+    /// autodiff device) or skipped, for a deterministic loss.
+    pub fn head_forward(&self, molecules: Tensor<2>, dropout: bool) -> Tensor<2> {
         let mut x = molecules;
         for block in &self.head {
-            x = block.dropout.forward(
-                block
-                    .norm
-                    .forward(mish(super::fused::apply_linear(&block.linear, x))),
-            );
+            x = block
+                .norm
+                .forward(mish(super::fused::apply_linear(&block.linear, x)));
+            if dropout {
+                x = block.dropout.forward(x);
+            }
         }
         super::fused::apply_linear(&self.output, x)
     }
