@@ -335,6 +335,10 @@ pub struct Comparison {
     pub pairs: Vec<PairedRow>,
     /// Cells of the grid with no summary.
     pub missing: Vec<Cell>,
+    /// The machines the finished cells were timed on, with their cell
+    /// counts (`None`: not recorded), most cells first.
+    #[serde(default)]
+    pub machines: Vec<(Option<String>, usize)>,
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -417,11 +421,20 @@ pub fn compare(summaries: &[RunSummary], grid: Option<&Grid>) -> Comparison {
         .into_iter()
         .filter(|c| !done.contains(c))
         .collect();
+    let mut machines: Vec<(Option<String>, usize)> = Vec::new();
+    for s in summaries {
+        match machines.iter_mut().find(|(m, _)| *m == s.machine) {
+            Some((_, n)) => *n += 1,
+            None => machines.push((s.machine.clone(), 1)),
+        }
+    }
+    machines.sort_by_key(|m| std::cmp::Reverse(m.1));
     Comparison {
         grid,
         rows,
         pairs,
         missing,
+        machines,
     }
 }
 
@@ -528,6 +541,23 @@ impl Comparison {
                     p.time_ratio,
                     d.pairs,
                     p.seeds_expected,
+                ));
+            }
+        }
+        let name = |m: &Option<String>| m.clone().unwrap_or_else(|| "not recorded".into());
+        match self.machines.as_slice() {
+            [] | [(None, _)] => {}
+            [(Some(m), _)] => md.push_str(&format!("\nTimed on one machine: {m}.\n")),
+            several => {
+                let list: Vec<String> = several
+                    .iter()
+                    .map(|(m, n)| format!("{} ({n} cells)", name(m)))
+                    .collect();
+                md.push_str(&format!(
+                    "\nTimes come from {} machines, so s/epoch and time ratios compare \
+                     only cells of one machine (passes/epoch compare everywhere): {}.\n",
+                    several.len(),
+                    list.join("; ")
                 ));
             }
         }
@@ -1007,7 +1037,44 @@ mod tests {
             seconds_per_epoch: seconds,
             passes_per_epoch: 4.0,
             wall_seconds: 1.0,
+            machine: None,
         }
+    }
+
+    #[test]
+    fn the_table_names_the_machines_its_times_come_from() {
+        let on = |mut s: RunSummary, m: Option<&str>| {
+            s.machine = m.map(str::to_string);
+            s
+        };
+        let grid = Grid {
+            datasets: vec!["esol".into()],
+            optimizers: vec!["adam".into()],
+            seeds: 3,
+        };
+        let one = compare(
+            &[
+                on(summary("esol", "adam", 0, 1.0, 2.0), Some("CPU A")),
+                on(summary("esol", "adam", 1, 1.0, 2.0), Some("CPU A")),
+            ],
+            Some(&grid),
+        );
+        assert!(one.markdown().contains("Timed on one machine: CPU A."));
+        let mixed = compare(
+            &[
+                on(summary("esol", "adam", 0, 1.0, 2.0), Some("CPU B")),
+                on(summary("esol", "adam", 1, 1.0, 2.0), Some("CPU A")),
+                on(summary("esol", "adam", 2, 1.0, 2.0), Some("CPU A")),
+                on(summary("esol", "adam", 3, 1.0, 2.0), None),
+            ],
+            Some(&grid),
+        );
+        let md = mixed.markdown();
+        assert!(
+            md.contains("Times come from 3 machines")
+                && md.contains("CPU A (2 cells); CPU B (1 cells); not recorded (1 cells)"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -1045,6 +1112,10 @@ mod tests {
         assert!(
             md.contains("| bbbp | sam | rmse ↓ | 0.7000 ± 0.0000 | 0.0 | 1.000 | 4.0 | - | 1/2 |"),
             "{md}"
+        );
+        assert!(
+            !md.contains("machine"),
+            "older records name no machine: {md}"
         );
         let csv = c.csv().unwrap();
         assert_eq!(csv.lines().count(), 4);

@@ -188,6 +188,39 @@ pub struct RunSummary {
     pub passes_per_epoch: f64,
     /// Wall time of the whole run, seconds (this process only, if resumed).
     pub wall_seconds: f64,
+    /// The CPU the run was timed on ([`machine_description`]), so tables that
+    /// merge cells from several machines can say so (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+}
+
+/// The CPU this process runs on, as far as it matters for timings: model
+/// name, family/model numbers, cores available, widest vector unit. `None`
+/// where the system does not say (non-Linux).
+pub fn machine_description() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let name = field("model name")?;
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let vector = if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") {
+        "AVX2"
+    } else {
+        "no AVX2"
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let family = match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!(" (family {f}, model {m})"),
+        _ => String::new(),
+    };
+    Some(format!("{name}{family}, {cores} cores, {vector}"))
 }
 
 /// Trains one seed into `out_dir` and returns its summary. If `out_dir`
@@ -332,10 +365,26 @@ fn train_and_test<M: PropertyModel>(
             .sum::<f64>()
             / epochs,
         wall_seconds: 0.0,
+        machine: machine_description(),
     })
 }
 
 /// The inference device matching a (possibly autodiff) training device.
 pub fn device_without_autodiff(device: &Device) -> Device {
     device.clone().inner()
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_machine_is_described_by_cpu_cores_and_vector_width() {
+        let m = super::machine_description().expect("/proc/cpuinfo names the CPU");
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(m.contains(&format!(", {cores} cores, ")), "{m}");
+        assert!(
+            m.ends_with("AVX-512") || m.ends_with("AVX2") || m.ends_with("no AVX2"),
+            "{m}"
+        );
+    }
 }
