@@ -127,6 +127,9 @@ impl<'a> SplitObjective<'a> {
     /// The loss at `model`, forward passes only (no autodiff graph).
     pub fn loss<M: PropertyModel>(&self, model: &M) -> Result<f64> {
         let plain = device_without_autodiff(&self.device);
+        // Parameters that track gradients would record a graph that no
+        // backward pass ever frees: one per call, gigabytes over a landscape.
+        let model = model.valid();
         let mut total = 0.0f64;
         for molecules in &self.batches {
             let weight = molecules.len() as f64 / self.molecules as f64;
