@@ -9,34 +9,15 @@ use graphsam::train::RunSummary;
 use graphsam::train::compare::{Cell, Grid, Shard};
 use graphsam::train::record::read_json;
 
-const SMILES: [&str; 20] = [
-    "CCO",
-    "CCN",
-    "CCC",
-    "c1ccccc1",
-    "c1ccccc1O",
-    "CC(=O)O",
-    "CC(=O)N",
-    "c1ccncc1",
-    "CCOC",
-    "CCCl",
-    "OCCO",
-    "NCCN",
-    "CC(C)O",
-    "CC(C)N",
-    "C1CCCCC1",
-    "C1CCNCC1",
-    "CC#N",
-    "c1ccoc1",
-    "CCCCO",
-    "CCCCN",
-];
+mod common;
+
+use common::MOLECULES;
 
 /// A data folder holding a 20-molecule `delaney-processed.csv` (the ESOL file name).
 fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("Compound ID,smiles,measured log solubility in mols per litre\n");
-    for (i, s) in SMILES.iter().enumerate() {
+    for (i, s) in MOLECULES.iter().enumerate() {
         csv.push_str(&format!("m{i},{s},{}\n", 1.0 - s.len() as f64 * 0.25));
     }
     std::fs::write(dir.path().join("delaney-processed.csv"), csv).unwrap();

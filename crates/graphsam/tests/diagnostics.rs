@@ -1,66 +1,30 @@
 //! Seeing sharpness on tiny trained runs: `--track-similarity` records the
 //! cosines without changing training, the split objective's gradient is the
-//! gradient of its loss, `sharpness` and `landscape` measure a run folder and
-//! refuse the ones they cannot.
+//! gradient of its loss, `sharpness` and `landscape` measure a run folder of
+//! each backbone and refuse the ones they cannot.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use graphsam::data::{DatasetSpec, LoadOptions, MoleculeDataset, SplitKind, SplitSizes, TaskType};
+use graphsam::data::{MoleculeDataset, TaskType};
 use graphsam::features::FeatureSet;
 use graphsam::model::ModelSpec;
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::dmpnn::DmpnnConfig;
-use graphsam::optim::{NoamLrConfig, OptimizerConfig, ParamVector};
+use graphsam::optim::ParamVector;
 use graphsam::train::checkpoint::load_model;
 use graphsam::train::record::{files, read_epoch_history, read_similarity};
 use graphsam::train::sharpness::{
     LandscapeSettings, RunFolder, SharpnessSettings, SplitObjective, SplitPart, loss_landscape,
     measure_sharpness,
 };
-use graphsam::train::{RunConfig, SilentObserver, TrainSettings, run_seed};
+use graphsam::train::{RunConfig, SilentObserver, run_seed};
 
-const SMILES: [&str; 20] = [
-    "CCO",
-    "CCN",
-    "CCC",
-    "c1ccccc1",
-    "c1ccccc1O",
-    "CC(=O)O",
-    "CC(=O)N",
-    "c1ccncc1",
-    "CCOC",
-    "CCCl",
-    "OCCO",
-    "NCCN",
-    "CC(C)O",
-    "CC(C)N",
-    "C1CCCCC1",
-    "C1CCNCC1",
-    "CC#N",
-    "c1ccoc1",
-    "CCCCO",
-    "CCCCN",
-];
+mod common;
 
-/// A CSV of the molecules above with a made-up property, and its path.
-fn fixture(dir: &Path, task: TaskType, features: FeatureSet) -> (MoleculeDataset, PathBuf) {
-    let mut csv = String::from("smiles,y\n");
-    for s in SMILES {
-        let y = match task {
-            TaskType::Classification => f32::from(u8::from(s.contains(['N', 'n']))),
-            TaskType::Regression => s.len() as f32 * 0.3 - 1.0,
-        };
-        csv.push_str(&format!("{s},{y}\n"));
-    }
-    let path = dir.join("fixture.csv");
-    std::fs::write(&path, csv).unwrap();
-    let spec = DatasetSpec::custom("fixture.csv", "smiles", vec!["y".into()], task);
-    let dataset =
-        MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(features)).unwrap();
-    (dataset, path)
-}
+use common::{autodiff_device as device, fixture};
 
+/// The shared tiny run with `--track-similarity` set as given.
 fn config(
     model: ModelSpec,
     optimizer: &str,
@@ -68,37 +32,9 @@ fn config(
     path: &Path,
     track: Option<u64>,
 ) -> RunConfig {
-    RunConfig {
-        dataset: "fixture".into(),
-        dataset_path: path.display().to_string(),
-        smiles_column: "smiles".into(),
-        targets: vec!["y".into()],
-        task_type: task,
-        atom_limit: None,
-        model,
-        split: SplitKind::Random,
-        split_sizes: SplitSizes::new(0.6, 0.2, 0.2).unwrap(),
-        split_seed: None,
-        train: TrainSettings {
-            epochs: 3,
-            patience: 0,
-            batch_size: 4,
-            seed: 2,
-            optimizer: optimizer.parse::<OptimizerConfig>().unwrap(),
-            schedule: NoamLrConfig {
-                warmup_epochs: 1.0,
-                ..NoamLrConfig::default()
-            },
-            metric: task.default_metric(),
-            track_similarity: track,
-        },
-        backend: "flex".into(),
-        graphsam_version: "test".into(),
-    }
-}
-
-fn device() -> burn::tensor::Device {
-    graphsam::device::ComputeBackend::default_cpu().autodiff_device()
+    let mut config = common::run_config(model, optimizer, task, path);
+    config.train.track_similarity = track;
+    config
 }
 
 fn dmpnn() -> ModelSpec {
@@ -201,13 +137,18 @@ fn tracking_similarity_records_cosines_and_leaves_training_unchanged() {
     }
 }
 
-/// Trains a tiny D-MPNN regression run and returns (dataset, CSV path, run folder).
-fn trained_run(dir: &Path, optimizer: &str) -> (MoleculeDataset, PathBuf, PathBuf) {
-    let (dataset, path) = fixture(dir, TaskType::Regression, FeatureSet::Chemprop);
+/// Trains a tiny regression run of `model` and returns (dataset, CSV path,
+/// run folder).
+fn trained_run(
+    dir: &Path,
+    optimizer: &str,
+    model: ModelSpec,
+) -> (MoleculeDataset, PathBuf, PathBuf) {
+    let (dataset, path) = fixture(dir, TaskType::Regression, model.feature_set());
     let run = dir.join(format!("run-{optimizer}"));
     run_seed(
         &dataset,
-        &config(dmpnn(), optimizer, TaskType::Regression, &path, None),
+        &config(model, optimizer, TaskType::Regression, &path, None),
         &device(),
         &run,
         &mut SilentObserver,
@@ -219,7 +160,7 @@ fn trained_run(dir: &Path, optimizer: &str) -> (MoleculeDataset, PathBuf, PathBu
 #[test]
 fn the_split_objective_gradient_is_the_gradient_of_its_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let (dataset, _, run) = trained_run(dir.path(), "adam");
+    let (dataset, _, run) = trained_run(dir.path(), "adam", dmpnn());
     let folder = RunFolder::open(&run).unwrap();
     let indices = folder.indices(&dataset, SplitPart::Train).unwrap();
     let spec = match &folder.card.model {
@@ -258,7 +199,7 @@ fn the_split_objective_gradient_is_the_gradient_of_its_loss() {
 #[test]
 fn sharpness_and_landscape_measure_a_run_and_refuse_what_they_cannot() {
     let dir = tempfile::tempdir().unwrap();
-    let (dataset, _, run) = trained_run(dir.path(), "graphsam");
+    let (dataset, _, run) = trained_run(dir.path(), "graphsam", dmpnn());
     let folder = RunFolder::open(&run).unwrap();
     let settings = SharpnessSettings {
         part: SplitPart::Train,
@@ -373,22 +314,64 @@ fn sharpness_and_landscape_measure_a_run_and_refuse_what_they_cannot() {
 }
 
 #[test]
+fn sharpness_and_landscape_work_on_every_backbone() {
+    for spec in common::tiny_backbones() {
+        let name = spec.name();
+        let dir = tempfile::tempdir().unwrap();
+        let (dataset, _, run) = trained_run(dir.path(), "graphsam", spec);
+        let folder = RunFolder::open(&run).unwrap();
+        let settings = SharpnessSettings {
+            part: SplitPart::Train,
+            sample: Some(8),
+            repeats: 1,
+            seed: 4,
+            rho: 0.05,
+            ascent_steps: 2,
+            power_iterations: 10,
+            tolerance: 1e-3,
+            relative_step: 1e-3,
+            batch_size: 4,
+        };
+        let result = measure_sharpness(&folder, &dataset, &settings, &device(), |_| {}).unwrap();
+        let r = &result.repeats[0];
+        assert!(
+            r.loss.is_finite() && r.epsilon_sharpness > 0.0 && r.top_eigenvalue.is_finite(),
+            "{name}: {r:?}"
+        );
+        let landscape = LandscapeSettings {
+            part: SplitPart::Valid,
+            sample: None,
+            dims: 1,
+            points: 3,
+            range: 0.5,
+            seed: 1,
+            batch_size: 4,
+        };
+        let surface = loss_landscape(&folder, &dataset, &landscape, &device(), |_, _| {}).unwrap();
+        assert_eq!(surface.loss.len(), 3, "{name}");
+        // The centre is the trained weights' loss on the validation part.
+        let valid = folder.indices(&dataset, SplitPart::Valid).unwrap();
+        let device = device();
+        let objective =
+            SplitObjective::new(&dataset, &valid, folder.card.scaler.as_ref(), 4, &device).unwrap();
+        let centre = graphsam::with_model!(&folder.card.model, &device, 0, |model| {
+            let model = load_model(model, &run.join(files::BEST_MODEL)).unwrap();
+            objective.loss(&model).unwrap()
+        });
+        assert!(
+            (surface.loss[1] - centre).abs() < 1e-6,
+            "{name}: centre {} vs {centre}",
+            surface.loss[1]
+        );
+        assert!(surface.loss.iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
+#[test]
 fn the_commands_write_their_tables_plots_and_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, _, adam) = trained_run(dir.path(), "adam");
-    let sam = {
-        let (dataset, path) = fixture(dir.path(), TaskType::Regression, FeatureSet::Chemprop);
-        let run = dir.path().join("run-sam");
-        run_seed(
-            &dataset,
-            &config(dmpnn(), "sam", TaskType::Regression, &path, None),
-            &device(),
-            &run,
-            &mut SilentObserver,
-        )
-        .unwrap();
-        run
-    };
+    let (_, _, adam) = trained_run(dir.path(), "adam", dmpnn());
+    let (_, _, sam) = trained_run(dir.path(), "sam", dmpnn());
     let graphsam = env!("CARGO_BIN_EXE_graphsam");
     let out = dir.path().join("plots/landscape");
     let output = Command::new(graphsam)

@@ -3,10 +3,7 @@
 
 use graphsam::data::{Metric, MoleculeDataset, Split};
 use graphsam::device::ComputeBackend;
-use graphsam::model::compt::ComptConfig;
-use graphsam::model::dmpnn::DmpnnConfig;
-use graphsam::model::grover::GroverConfig;
-use graphsam::model::{ModelSpec, PropertyModel};
+use graphsam::model::PropertyModel;
 use graphsam::optim::{NoamLrConfig, OPTIMIZER_NAMES};
 use graphsam::train::{SilentObserver, TrainSettings, fit};
 
@@ -69,12 +66,7 @@ fn first_and_last_loss<M: PropertyModel>(
 #[test]
 fn every_optimizer_lowers_the_loss_of_every_backbone() {
     let plain = ComputeBackend::default_cpu().device();
-    let specs = [
-        ModelSpec::Compt(ComptConfig::tiny(1)),
-        ModelSpec::Dmpnn(DmpnnConfig::tiny(1).with_atom_dim(133).with_bond_dim(14)),
-        ModelSpec::Grover(GroverConfig::tiny(1).with_atom_dim(151).with_bond_dim(14)),
-    ];
-    for spec in &specs {
+    for spec in &common::tiny_backbones() {
         let data = common::tiny_classification(spec.feature_set());
         assert_eq!(data.len(), SMILES.len());
         for optimizer in OPTIMIZER_NAMES {

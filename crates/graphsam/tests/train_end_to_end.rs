@@ -4,18 +4,15 @@
 
 use std::path::Path;
 
-use graphsam::data::{
-    DatasetSpec, LoadOptions, Metric, MoleculeDataset, SplitKind, SplitSizes, TaskType,
-};
+use graphsam::data::{DatasetSpec, LoadOptions, Metric, MoleculeDataset, SplitSizes, TaskType};
 use graphsam::features::FeatureSet;
 use graphsam::model::ModelSpec;
 use graphsam::model::compt::ComptConfig;
 use graphsam::model::dmpnn::DmpnnConfig;
-use graphsam::optim::{NoamLrConfig, OptimizerConfig};
 use graphsam::train::record::{files, read_epoch_history, read_json};
-use graphsam::train::{
-    ModelCard, RunConfig, RunSummary, SilentObserver, TrainObserver, TrainSettings, run_seed,
-};
+use graphsam::train::{ModelCard, RunConfig, RunSummary, SilentObserver, TrainObserver, run_seed};
+
+mod common;
 
 const SMILES: [&str; 24] = [
     "CCO",
@@ -70,38 +67,16 @@ fn fixture(dir: &Path, task: TaskType) -> MoleculeDataset {
     MoleculeDataset::load(&path, &spec, &LoadOptions::for_features(features)).unwrap()
 }
 
+/// The shared tiny run with this file's seed and `epochs`.
 fn config(model: ModelSpec, optimizer: &str, task: TaskType, epochs: usize) -> RunConfig {
-    RunConfig {
-        dataset: "fixture".into(),
-        dataset_path: "fixture.csv".into(),
-        smiles_column: "smiles".into(),
-        targets: vec!["y".into()],
-        task_type: task,
-        atom_limit: None,
-        model,
-        split: SplitKind::Random,
-        split_sizes: SplitSizes::new(0.6, 0.2, 0.2).unwrap(),
-        split_seed: None,
-        train: TrainSettings {
-            epochs,
-            patience: 0,
-            batch_size: 4,
-            seed: 3,
-            optimizer: optimizer.parse::<OptimizerConfig>().unwrap(),
-            schedule: NoamLrConfig {
-                warmup_epochs: 1.0,
-                ..NoamLrConfig::default()
-            },
-            metric: task.default_metric(),
-            track_similarity: None,
-        },
-        backend: "flex".into(),
-        graphsam_version: "test".into(),
-    }
+    let mut config = common::run_config(model, optimizer, task, Path::new("fixture.csv"));
+    config.train.seed = 3;
+    config.train.epochs = epochs;
+    config
 }
 
 fn device() -> burn::tensor::Device {
-    graphsam::device::ComputeBackend::default_cpu().autodiff_device()
+    common::autodiff_device()
 }
 
 #[test]
