@@ -75,29 +75,9 @@ impl ParamVector {
 
     /// |w| for every parameter of `model` that has a slot in `like` (ASAM's T).
     pub fn abs_weights<M: Module>(model: &M, like: &ParamVector) -> Self {
-        struct Collect<'a> {
-            like: &'a ParamVector,
-            out: ParamVector,
-        }
-        impl ModuleVisitor for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                if self.like.index.contains_key(&param.id) {
-                    let value = param.val().inner();
-                    let shape = value.dims().to_vec();
-                    self.out.push(ParamSlot {
-                        id: param.id,
-                        shape,
-                        flat: value.abs().reshape([-1]),
-                    });
-                }
-            }
-        }
-        let mut visitor = Collect {
-            like,
-            out: ParamVector::default(),
-        };
-        model.visit(&mut visitor);
-        visitor.out
+        // The weights share the parameters' buffers, so abs allocates once
+        // per slot either way.
+        Self::weights_like(model, like).map_slots(Tensor::abs)
     }
 
     /// Burn gradients for the base optimizer, reshaped to each parameter's shape.

@@ -153,10 +153,25 @@ struct Evaluator<'a, M, F> {
     passes: u64,
 }
 
-impl<M: Module, E, F> Evaluator<'_, M, F>
+impl<'a, M: Module, E, F> Evaluator<'a, M, F>
 where
     F: FnMut(&M) -> Result<(f32, GradientsParams), E>,
 {
+    /// The evaluator with its first pass done: the loss and gradient at the
+    /// weights, refused if the loss has no gradient.
+    fn start(model: &'a M, grad_fn: F) -> Result<(Self, f64, ParamVector), SharpnessError<E>> {
+        let mut eval = Evaluator {
+            model,
+            grad_fn,
+            passes: 0,
+        };
+        let (loss, gradient) = eval.at(None, "the weights w")?;
+        if gradient.is_empty() {
+            return Err(SharpnessError::NoParameters);
+        }
+        Ok((eval, loss, gradient))
+    }
+
     fn at(
         &mut self,
         shift: Option<&ParamVector>,
@@ -252,15 +267,7 @@ where
             problem: "must be at least 1".into(),
         });
     }
-    let mut eval = Evaluator {
-        model,
-        grad_fn,
-        passes: 0,
-    };
-    let (loss, gradient) = eval.at(None, "the weights w")?;
-    if gradient.is_empty() {
-        return Err(SharpnessError::NoParameters);
-    }
+    let (mut eval, loss, gradient) = Evaluator::start(model, grad_fn)?;
     let h = match options.step {
         FiniteDifferenceStep::Relative(r) => {
             r * ParamVector::weights_like(model, &gradient).norm().max(1.0)
@@ -339,15 +346,7 @@ where
         });
     }
     let rho = options.rho;
-    let mut eval = Evaluator {
-        model,
-        grad_fn,
-        passes: 0,
-    };
-    let (loss, gradient) = eval.at(None, "the weights w")?;
-    if gradient.is_empty() {
-        return Err(SharpnessError::NoParameters);
-    }
+    let (mut eval, loss, gradient) = Evaluator::start(model, grad_fn)?;
     let start = match options.random_start {
         Some(seed) => gaussian_like(&gradient, seed),
         None => gradient,
