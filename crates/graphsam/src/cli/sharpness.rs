@@ -123,10 +123,7 @@ fn open_runs(args: &RunsArgs) -> Result<(Vec<RunFolder>, HashMap<String, Molecul
     let mut datasets: HashMap<String, MoleculeDataset> = HashMap::new();
     for dir in &args.runs {
         let run = RunFolder::open(dir)?;
-        let key = args
-            .dataset
-            .clone()
-            .unwrap_or_else(|| run.config.dataset_path.clone());
+        let key = dataset_key(args, &run);
         if !datasets.contains_key(&key) {
             let data = DatasetArgs {
                 dataset: key.clone(),
@@ -149,6 +146,7 @@ fn open_runs(args: &RunsArgs) -> Result<(Vec<RunFolder>, HashMap<String, Molecul
     Ok((runs, datasets))
 }
 
+/// The dataset a run is measured on: `--dataset`, else the file it was trained on.
 fn dataset_key(args: &RunsArgs, run: &RunFolder) -> String {
     args.dataset
         .clone()

@@ -90,19 +90,16 @@ pub struct EpochRecord {
     pub is_best: bool,
     /// Extra passes of `--track-similarity` (not the optimizer's, not in
     /// `train_seconds`).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub tracking_passes: u64,
     /// Wall time of those extra passes, in seconds.
-    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub tracking_seconds: f64,
 }
 
-fn is_zero(x: &u64) -> bool {
-    *x == 0
-}
-
-fn is_zero_f64(x: &f64) -> bool {
-    *x == 0.0
+/// Whether a field holds its default (zero), so the record leaves it out.
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
 }
 
 /// One `--track-similarity` measurement: how the exact gradient at the
@@ -158,19 +155,22 @@ pub fn read_similarity(dir: &Path) -> Result<Vec<SimilarityRecord>> {
         .collect()
 }
 
+/// Colours of the runs in one plot, in order (blue, orange, green, red,
+/// purple, grey: told apart in print and by most colour-blind readers).
+pub(crate) const RUN_COLOURS: [plotters::style::RGBColor; 6] = [
+    plotters::style::RGBColor(31, 119, 180),
+    plotters::style::RGBColor(230, 120, 0),
+    plotters::style::RGBColor(44, 160, 44),
+    plotters::style::RGBColor(214, 39, 40),
+    plotters::style::RGBColor(148, 103, 189),
+    plotters::style::RGBColor(120, 120, 120),
+];
+
 /// Draws cosine similarities against the step, one panel per quantity, one
 /// line per labelled run.
 pub fn plot_similarity(path: &Path, runs: &[(&str, &[SimilarityRecord])]) -> Result<()> {
     use plotters::prelude::*;
 
-    const COLOURS: [RGBColor; 6] = [
-        RGBColor(31, 119, 180),
-        RGBColor(230, 120, 0),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(120, 120, 120),
-    ];
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 380)).into_drawing_area();
@@ -210,7 +210,7 @@ pub fn plot_similarity(path: &Path, runs: &[(&str, &[SimilarityRecord])]) -> Res
                 .map_err(plot_err)?;
             let mut labelled = 0;
             for (i, (label, records)) in runs.iter().enumerate() {
-                let colour = COLOURS[i % COLOURS.len()];
+                let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
                 let points: Vec<(f64, f64)> = records
                     .iter()
                     .filter_map(|r| {

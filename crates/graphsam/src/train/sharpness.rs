@@ -24,7 +24,7 @@ use graphsam_optim::sharpness::{
 
 use super::checkpoint::load_model;
 use super::inference::load_card;
-use super::record::{files, read_json};
+use super::record::{RUN_COLOURS, files, read_json};
 use super::run::{ModelCard, RunConfig, device_without_autodiff};
 use crate::data::{
     BatchLayout, MoleculeDataset, Split, TargetScaler, TaskType, sequential_batches,
@@ -570,16 +570,6 @@ pub fn loss_landscape(
     })
 }
 
-/// Colours of the runs in one plot, in order.
-const PALETTE: [(u8, u8, u8); 6] = [
-    (31, 119, 180),
-    (230, 120, 0),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (120, 120, 120),
-];
-
 /// Draws landscapes as SVG: 1-D as one curve per run on shared axes; 2-D as
 /// one heat map per run, side by side, on a shared log-loss colour scale
 /// (blue low, red high) with the trained weights marked at the centre.
@@ -623,8 +613,7 @@ pub fn plot_landscapes(
             .draw()
             .map_err(plot_err)?;
         for (i, l) in landscapes.iter().enumerate() {
-            let (r, g, b) = PALETTE[i % PALETTE.len()];
-            let colour = RGBColor(r, g, b);
+            let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
             let points: Vec<(f64, f64)> = l
                 .axis
                 .iter()
