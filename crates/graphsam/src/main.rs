@@ -1,7 +1,4 @@
-//! The `graphsam` binary: the command line, a shell over the library that
-//! parses flags and prints.
-
-mod cli;
+//! The `graphsam` binary: runs [`graphsam::cli`], the command line.
 
 fn main() -> std::process::ExitCode {
     // burn 0.22 restores an optimizer's saved moments on `Device::default()`,
@@ -14,11 +11,6 @@ fn main() -> std::process::ExitCode {
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
     graphsam::memory::retain_freed_memory();
-    match cli::run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let status = graphsam::cli::run_from(std::env::args_os());
+    std::process::ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

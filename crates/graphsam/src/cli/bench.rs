@@ -8,19 +8,22 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::train::{load_options, model_spec};
 use super::train_args::{ModelArgs, OptimizerArgs};
-use graphsam::train::bench;
+use crate::train::bench;
 
 /// Arguments of `graphsam bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Which dataset, and how its CSV reads.
     #[command(flatten)]
     pub data: DatasetArgs,
+    /// The backbone and its size.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Optimizers to compare: adam, sam, graphsam, sam-k, looksam, ae-sam, rst
     /// (adam, if named, is the reference).
     #[arg(long, value_delimiter = ',', default_value = "adam,sam,graphsam")]
     pub optimizers: Vec<String>,
+    /// The optimizer and its hyperparameters.
     #[command(flatten)]
     pub optimizer_flags: OptimizerArgs,
     /// Timed steps per optimizer (after one warm-up step each).
@@ -33,6 +36,7 @@ pub struct BenchArgs {
     /// split, validation included), as `graphsam train` runs them.
     #[arg(long, default_value_t = 0)]
     pub epochs: usize,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -130,7 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let epochs = &report.epochs;
         let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
         let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
-        let (mean_total, std_total) = graphsam::train::stats::mean_std(&total);
+        let (mean_total, std_total) = crate::train::stats::mean_std(&total);
         println!(
             "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
             first.steps,
@@ -138,8 +142,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             mean_total,
             std_total,
             epochs.len(),
-            graphsam::train::stats::mean_std(&train).0,
-            mean_total - graphsam::train::stats::mean_std(&train).0,
+            crate::train::stats::mean_std(&train).0,
+            mean_total - crate::train::stats::mean_std(&train).0,
         );
     }
     if let Some(peak) = bench::peak_rss_mib() {
@@ -152,5 +156,5 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn std_dev(values: &[f64]) -> f64 {
-    graphsam::train::stats::mean_std(values).1
+    crate::train::stats::mean_std(values).1
 }

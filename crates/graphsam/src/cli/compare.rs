@@ -17,13 +17,13 @@ use super::train::load_options;
 use super::train_args::{
     FLAG_FIELDS, LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs, flag_scope,
 };
-use graphsam::data::{LoadOptions, MoleculeDataset, Registry};
-use graphsam::train::compare::{
+use crate::data::{LoadOptions, MoleculeDataset, Registry};
+use crate::train::compare::{
     Cell, CellEvent, Comparison, GRID_FILE, Grid, Shard, check_finished_config, collect_summaries,
     compare, run_in_processes,
 };
-use graphsam::train::record::{files, read_json, write_json};
-use graphsam::train::{RunConfig, run_seed};
+use crate::train::record::{files, read_json, write_json};
+use crate::train::{RunConfig, run_seed};
 
 /// Arguments of `graphsam compare`.
 #[derive(Debug, Args)]
@@ -37,12 +37,16 @@ pub struct CompareArgs {
     /// Seeds per dataset and optimizer (0..N).
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// The backbone and its size.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The optimizer and its hyperparameters.
     #[command(flatten)]
     pub optimizer_flags: OptimizerArgs,
+    /// The learning-rate schedule.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// Epochs, batches, seeds and early stopping.
     #[command(flatten)]
     pub training: LoopArgs,
     /// Comparison folder; cells go to <out>/<dataset>/<optimizer>/seed-<k>/.
@@ -60,6 +64,7 @@ pub struct CompareArgs {
     /// Internal: run the single cell dataset/optimizer/seed (used by --jobs).
     #[arg(long, hide = true)]
     pub cell: Option<Cell>,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// No progress bars; one line per epoch.

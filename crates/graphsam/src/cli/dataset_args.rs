@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::Args;
 
-use graphsam::data::{
-    DatasetResolver, DatasetSpec, LoadOptions, MoleculeDataset, Registry, TaskType,
-};
+use crate::data::{DatasetResolver, DatasetSpec, LoadOptions, MoleculeDataset, Registry, TaskType};
 
 /// A dataset name from the registry (bbbp, clintox, sider, tox21, esol,
 /// lipophilicity) or a path to a CSV, with the columns to use.

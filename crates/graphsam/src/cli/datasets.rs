@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use graphsam::data::{DatasetResolver, Registry};
+use crate::data::{DatasetResolver, Registry};
 
 /// Arguments of `graphsam datasets` (none besides the environment:
 /// `GRAPHSAM_DATA_DIR`, `GRAPHSAM_CACHE_DIR`).

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 
-use graphsam::device::{ComputeBackend, GpuAdapter, ReadyDevice};
+use crate::device::{ComputeBackend, GpuAdapter, ReadyDevice};
 
 /// Device flags.
 #[derive(Debug, Clone, Args)]

@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::device_args::DeviceArgs;
 use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
-use graphsam::train::inference::Ensemble;
-use graphsam::train::screen::{ScreenOptions, ScreenOutput, screen};
+use crate::train::inference::Ensemble;
+use crate::train::screen::{ScreenOptions, ScreenOutput, screen};
 
 /// Arguments of `graphsam embed`.
 #[derive(Debug, Args)]
@@ -20,6 +20,7 @@ pub struct EmbedArgs {
     /// Trained model: one run folder (e.g. runs/bbbp-dmpnn-graphsam/seed-0).
     #[arg(long)]
     pub model: PathBuf,
+    /// The molecules to read and how.
     #[command(flatten)]
     pub input: InputArgs,
     /// Write the vectors here: a `.npy` file (float32, one row per valid
@@ -31,6 +32,7 @@ pub struct EmbedArgs {
     /// Molecules per model batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
 }

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
-use graphsam::data::{LoadOptions, Split, evaluate};
-use graphsam::train::inference::{Ensemble, as_scores};
-use graphsam::train::record::{files, read_json};
+use crate::data::{LoadOptions, Split, evaluate};
+use crate::train::inference::{Ensemble, as_scores};
+use crate::train::record::{files, read_json};
 
 /// Which molecules to score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,11 +32,13 @@ pub struct EvaluateArgs {
     /// --model for more members).
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
+    /// Which dataset, and how its CSV reads.
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Molecules to score: the run's test/valid/train split, or all of the dataset.
     #[arg(long, value_enum, default_value = "test")]
     pub part: Part,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
 }

@@ -9,12 +9,13 @@ use clap::Args;
 use serde::Serialize;
 
 use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
-use graphsam::data::{LoadOptions, TaskType, featurize_rows};
-use graphsam::features::FeatureSet;
+use crate::data::{LoadOptions, TaskType, featurize_rows};
+use crate::features::FeatureSet;
 
 /// Arguments of `graphsam featurize`.
 #[derive(Debug, Args)]
 pub struct FeaturizeArgs {
+    /// The molecules to read and how.
     #[command(flatten)]
     pub input: InputArgs,
     /// Feature set: compt (115 atom / 13 bond), chemprop (133 / 14) or grover (151 / 14).

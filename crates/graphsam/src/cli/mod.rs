@@ -1,5 +1,6 @@
 //! The `graphsam` command line: one file per subcommand. The binary is a
-//! thin wrapper over [`run`]; all work happens in the library stages.
+//! thin wrapper over [`run_from`], and so is the Python package's `graphsam`
+//! command; all work happens in the library stages.
 
 pub mod bench;
 pub mod compare;
@@ -25,6 +26,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "graphsam", version, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,9 +60,34 @@ pub enum Command {
     Landscape(sharpness::LandscapeArgs),
 }
 
-/// Parses the command line and runs the command.
-pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+/// Parses `args` (the program name first) as the `graphsam` command line,
+/// runs the command and returns the process exit status: 0 on success, 1
+/// when the command failed (its error printed to stderr), clap's status
+/// for `--help`, `--version` and bad flags (the text printed).
+pub fn run_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with status 0, mistakes to stderr.
+            let _ = error.print();
+            return error.exit_code();
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Featurize(args) => featurize::run(args),
         Command::Datasets(args) => datasets::run(args),
@@ -78,7 +105,7 @@ pub fn run() -> Result<()> {
 }
 
 /// Prints the rows a dataset load skipped, with their file lines.
-pub fn report_skipped(dataset: &graphsam::data::MoleculeDataset) {
+pub fn report_skipped(dataset: &crate::data::MoleculeDataset) {
     if dataset.skipped.is_empty() {
         return;
     }

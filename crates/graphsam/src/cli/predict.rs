@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::device_args::DeviceArgs;
 use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
-use graphsam::train::inference::Ensemble;
-use graphsam::train::screen::{ScreenOptions, ScreenOutput, screen};
+use crate::train::inference::Ensemble;
+use crate::train::screen::{ScreenOptions, ScreenOutput, screen};
 
 /// Arguments of `graphsam predict`.
 #[derive(Debug, Args)]
@@ -20,6 +20,7 @@ pub struct PredictArgs {
     /// more members each task gets a `<task>_std` column (spread between members).
     #[arg(long = "model", required = true)]
     pub models: Vec<PathBuf>,
+    /// The molecules to read and how.
     #[command(flatten)]
     pub input: InputArgs,
     /// Write predictions here (CSV: line, smiles, [name,] one column per task;
@@ -29,6 +30,7 @@ pub struct PredictArgs {
     /// Molecules per model batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
 }

@@ -4,9 +4,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// A download progress bar on stderr, drawn from the resolver's reports
 /// (bytes, with the total when the server gives one).
-pub fn download_bar() -> graphsam::data::DownloadProgress {
+pub fn download_bar() -> crate::data::DownloadProgress {
     let bar: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
-    graphsam::data::DownloadProgress(std::sync::Arc::new(
+    crate::data::DownloadProgress(std::sync::Arc::new(
         move |file: &str, received: u64, total: Option<u64>| {
             let mut bar = bar.lock().unwrap_or_else(|e| e.into_inner());
             let b = bar.get_or_insert_with(|| {
@@ -57,7 +57,7 @@ impl EpochProgress {
     }
 }
 
-impl graphsam::train::TrainObserver for EpochProgress {
+impl crate::train::TrainObserver for EpochProgress {
     fn epoch_started(&mut self, epoch: usize, steps: usize, _molecules: usize) {
         self.loss_sum = 0.0;
         self.steps = 0;
@@ -91,8 +91,8 @@ impl graphsam::train::TrainObserver for EpochProgress {
 
     fn epoch_finished(
         &mut self,
-        r: &graphsam::train::record::EpochRecord,
-        metric: graphsam::data::Metric,
+        r: &crate::train::record::EpochRecord,
+        metric: crate::data::Metric,
     ) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

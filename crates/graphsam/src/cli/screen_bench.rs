@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use graphsam::data::{DatasetResolver, MoleculeSource, Registry};
+use crate::data::{DatasetResolver, MoleculeSource, Registry};
 
 /// The datasets whose SMILES make up the benchmark library.
 const LIBRARY_DATASETS: [&str; 6] = ["bbbp", "clintox", "sider", "tox21", "esol", "lipophilicity"];

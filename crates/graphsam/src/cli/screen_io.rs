@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use graphsam::data::{InputFormat, MoleculeSource, SkippedRow};
+use crate::data::{InputFormat, MoleculeSource, SkippedRow};
 
 /// The input flags of the streaming commands.
 #[derive(Debug, Args)]
@@ -267,7 +267,7 @@ impl StreamProgress {
     /// many molecules, how fast, and the peak memory.
     pub fn finish(&self, what: &str, skipped: u64) {
         self.bar.finish_and_clear();
-        let peak = graphsam::train::bench::peak_rss_mib()
+        let peak = crate::train::bench::peak_rss_mib()
             .map(|m| format!("; peak RSS {m:.0} MiB"))
             .unwrap_or_default();
         eprintln!(

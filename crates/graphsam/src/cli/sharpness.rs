@@ -11,9 +11,9 @@ use clap::{Args, ValueEnum};
 
 use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
-use graphsam::data::{LoadOptions, MoleculeDataset};
-use graphsam::train::record::write_json;
-use graphsam::train::sharpness::{
+use crate::data::{LoadOptions, MoleculeDataset};
+use crate::train::record::write_json;
+use crate::train::sharpness::{
     Landscape, LandscapeSettings, RunFolder, RunSharpness, SharpnessSettings, SplitPart,
     loss_landscape, measure_sharpness, plot_landscapes,
 };
@@ -65,6 +65,7 @@ pub struct RunsArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -72,6 +73,7 @@ pub struct RunsArgs {
 /// Arguments of `graphsam sharpness`.
 #[derive(Debug, Args)]
 pub struct SharpnessArgs {
+    /// The trained runs to measure and on what.
     #[command(flatten)]
     pub runs: RunsArgs,
     /// Radius ρ of the L2 ball of ε-sharpness.
@@ -101,6 +103,7 @@ pub struct SharpnessArgs {
 /// Arguments of `graphsam landscape`.
 #[derive(Debug, Args)]
 pub struct LandscapeArgs {
+    /// The trained runs to measure and on what.
     #[command(flatten)]
     pub runs: RunsArgs,
     /// 1: the loss along one direction (a curve); 2: over a plane (a heat map).

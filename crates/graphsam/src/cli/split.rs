@@ -4,11 +4,12 @@ use anyhow::Result;
 use clap::Args;
 
 use super::dataset_args::DatasetArgs;
-use graphsam::data::{LoadOptions, SplitKind, SplitSizes, make_split, summarize_split};
+use crate::data::{LoadOptions, SplitKind, SplitSizes, make_split, summarize_split};
 
 /// Arguments of `graphsam split`.
 #[derive(Debug, Args)]
 pub struct SplitArgs {
+    /// Which dataset, and how its CSV reads.
     #[command(flatten)]
     pub data: DatasetArgs,
     /// random, scaffold (chemprop's balanced scaffold split), scaffold-deterministic

@@ -9,34 +9,40 @@ use super::dataset_args::DatasetArgs;
 use super::device_args::DeviceArgs;
 use super::progress::EpochProgress;
 use super::train_args::{LoopArgs, ModelArgs, OptimizerArgs, ScheduleArgs};
-use graphsam::data::{LoadOptions, MoleculeDataset};
-use graphsam::model::{ModelKind, ModelSpec};
-use graphsam::train::stats::mean_std;
-use graphsam::train::{RunSummary, run_seed};
+use crate::data::{LoadOptions, MoleculeDataset};
+use crate::model::{ModelKind, ModelSpec};
+use crate::train::stats::mean_std;
+use crate::train::{RunSummary, run_seed};
 
 /// Arguments of `graphsam train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
+    /// Which dataset, and how its CSV reads.
     #[command(flatten)]
     pub data: DatasetArgs,
+    /// The backbone and its size.
     #[command(flatten)]
     pub model: ModelArgs,
     /// Optimizer: adam, sam, graphsam, sam-k, looksam, ae-sam or rst.
     #[arg(long, default_value = "graphsam")]
     pub optimizer: String,
+    /// The optimizer and its hyperparameters.
     #[command(flatten)]
     pub optimizer_flags: OptimizerArgs,
+    /// The learning-rate schedule.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     /// Number of repeated runs; run k uses seed k for its batches and weights, and
     /// for its split unless --split-seed fixes it.
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
+    /// Epochs, batches, seeds and early stopping.
     #[command(flatten)]
     pub training: LoopArgs,
     /// Output folder (default runs/<dataset>-<model>-<optimizer>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArgs,
     /// No progress bars; one line per epoch.
@@ -58,7 +64,7 @@ pub fn model_spec(
 /// dataset the table does not cover.
 pub fn note_default_settings(model: &ModelSpec, dataset: &str) {
     if let ModelSpec::Compt(c) = model
-        && graphsam::model::compt::ComptConfig::paper_settings(dataset, c.n_tasks).is_none()
+        && crate::model::compt::ComptConfig::paper_settings(dataset, c.n_tasks).is_none()
     {
         eprintln!(
             "note: `{dataset}` is not in the paper's per-dataset table; CoMPT uses BBBP's settings \
@@ -145,6 +151,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         values.len(),
         out.display()
     );
-    graphsam::train::record::write_json(&out.join("summary.json"), &summaries)?;
+    crate::train::record::write_json(&out.join("summary.json"), &summaries)?;
     Ok(())
 }

@@ -8,9 +8,9 @@ use graphsam_optim::{
     RhoDecay, RstSchedule,
 };
 
-use graphsam::data::{SplitKind, SplitSizes};
-use graphsam::model::{ModelKind, ModelSpec};
-use graphsam::train::RunTemplate;
+use crate::data::{SplitKind, SplitSizes};
+use crate::model::{ModelKind, ModelSpec};
+use crate::train::RunTemplate;
 
 /// Each optimizer flag (without `--`) and the field of the optimizer
 /// configuration it sets. Which optimizers a flag applies to is not tabled:
