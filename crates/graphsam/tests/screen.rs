@@ -392,3 +392,72 @@ fn embed_writes_one_vector_per_valid_molecule_as_npy_or_csv() {
         "{stderr}"
     );
 }
+
+#[test]
+fn smiles_in_memory_get_one_row_each_with_nan_rows_and_reasons_for_bad_ones() {
+    use graphsam::train::inference::Ensemble;
+    use graphsam::train::screen::{ScreenOptions, ScreenOutput, screen_smiles};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (saved_dmpnn(dir.path(), 1), saved_dmpnn(dir.path(), 2));
+    let inputs = [
+        "CCO",
+        "not_a_smiles",
+        "",
+        " c1ccncc1 ",
+        "CC(=O)O",
+        "C1CC",
+        "OCCO",
+    ];
+    let options = ScreenOptions {
+        batch_size: 2,
+        // Chunks smaller than the list: rows must still land at their index.
+        chunk_size: 3,
+    };
+    let ensemble = Ensemble::load(&[dir.path().to_path_buf()]).unwrap();
+    let list = screen_smiles(
+        &ensemble,
+        &inputs,
+        ScreenOutput::Predictions,
+        &cpu(),
+        options,
+    )
+    .unwrap();
+    assert_eq!(list.width, 2);
+    assert_eq!(list.mean.len(), inputs.len() * 2);
+    let skipped: Vec<usize> = list.skipped.iter().map(|(i, _)| *i).collect();
+    assert_eq!(skipped, [1, 2, 5], "{:?}", list.skipped);
+    assert!(list.skipped[1].1.contains("empty"), "{:?}", list.skipped);
+    // Valid rows hold the members' mean and spread, in input order.
+    let (pa, pb) = (
+        whole_file_predictions(&a, &VALID, dir.path()),
+        whole_file_predictions(&b, &VALID, dir.path()),
+    );
+    let std = list.std.as_ref().expect("two members give a spread");
+    for (k, i) in [0usize, 3, 4, 6].into_iter().enumerate() {
+        for t in 0..2 {
+            let (x, y) = (f64::from(pa[k * 2 + t]), f64::from(pb[k * 2 + t]));
+            let got = list.mean[i * 2 + t];
+            assert!(
+                (got - (x + y) / 2.0).abs() < 1e-5,
+                "row {i} task {t}: {got}"
+            );
+            let spread = (x - y).abs() / 2f64.sqrt();
+            assert!((std[i * 2 + t] - spread).abs() < 1e-5, "row {i} task {t}");
+        }
+    }
+    for i in skipped {
+        assert!(list.mean[i * 2..i * 2 + 2].iter().all(|v| v.is_nan()));
+    }
+
+    // Embeddings of one member: its readout width, NaN rows for bad input.
+    let one = Ensemble::load(&[a]).unwrap();
+    let vectors = screen_smiles(&one, &inputs, ScreenOutput::Embeddings, &cpu(), options).unwrap();
+    assert!(vectors.width > 0 && vectors.std.is_none());
+    assert!(vectors.mean[..vectors.width].iter().all(|v| v.is_finite()));
+    assert!(
+        vectors.mean[vectors.width..2 * vectors.width]
+            .iter()
+            .all(|v| v.is_nan())
+    );
+}

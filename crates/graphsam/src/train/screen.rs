@@ -12,7 +12,7 @@ use super::checkpoint::load_model;
 use super::inference::{Ensemble, EnsemblePrediction, user_units};
 use super::record::files;
 use super::trainer::{embed_indices, predict_indices};
-use crate::data::{FeaturizedChunk, LoadOptions, MoleculeSource, featurize_rows};
+use crate::data::{FeaturizedChunk, InputRow, LoadOptions, MoleculeSource, featurize_rows};
 use crate::model::{ModelSpec, PropertyModel};
 
 /// What a screen computes for each molecule.
@@ -23,6 +23,118 @@ pub enum ScreenOutput {
     /// The molecule representation the task head reads
     /// ([`PropertyModel::embed`]); one model only.
     Embeddings,
+}
+
+/// Where a screen reads its molecules, a chunk at a time: a file
+/// ([`MoleculeSource`]) or a list in memory ([`SmilesRows`]).
+pub trait RowSource: Send {
+    /// Up to `max` next rows, in order; empty once the input is exhausted.
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<InputRow>>;
+}
+
+impl RowSource for MoleculeSource {
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<InputRow>> {
+        Ok(MoleculeSource::next_chunk(self, max)?)
+    }
+}
+
+/// SMILES held in memory as a row source: the i-th string (from 0) is row
+/// `line` i + 1, so a skipped row's line minus one is its index.
+#[derive(Debug, Clone)]
+pub struct SmilesRows {
+    rows: std::vec::IntoIter<InputRow>,
+}
+
+impl SmilesRows {
+    /// The strings as rows, trimmed as a file's would be.
+    pub fn new<S: AsRef<str>>(smiles: &[S]) -> Self {
+        let rows: Vec<InputRow> = smiles
+            .iter()
+            .enumerate()
+            .map(|(i, s)| InputRow {
+                line: i as u64 + 1,
+                smiles: s.as_ref().trim().to_string(),
+                name: None,
+            })
+            .collect();
+        SmilesRows {
+            rows: rows.into_iter(),
+        }
+    }
+}
+
+impl RowSource for SmilesRows {
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<InputRow>> {
+        Ok(self.rows.by_ref().take(max).collect())
+    }
+}
+
+/// Values for a list of SMILES in memory, one row per input string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreenedList {
+    /// Values per molecule (tasks or embedding width).
+    pub width: usize,
+    /// Row-major `inputs × width`; the rows of unusable inputs are NaN.
+    pub mean: Vec<f64>,
+    /// The spread over ensemble members, laid out like `mean` (two or more
+    /// members only).
+    pub std: Option<Vec<f64>>,
+    /// Each unusable input's index and why it was skipped, in input order.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Runs `ensemble` over `smiles` held in memory, as [`screen`] runs a file:
+/// an invalid SMILES gets a NaN row and a reason, never an error for the
+/// whole list.
+pub fn screen_smiles<S: AsRef<str>>(
+    ensemble: &Ensemble,
+    smiles: &[S],
+    output: ScreenOutput,
+    device: &Device,
+    options: ScreenOptions,
+) -> Result<ScreenedList> {
+    let mut chunks = Vec::new();
+    screen(
+        ensemble,
+        &mut SmilesRows::new(smiles),
+        output,
+        device,
+        options,
+        &mut |chunk| {
+            chunks.push(chunk);
+            Ok(())
+        },
+    )?;
+    let width = match output {
+        ScreenOutput::Predictions => ensemble.card().task_names.len(),
+        // No valid molecule leaves the width unknown: zero columns.
+        ScreenOutput::Embeddings => chunks.iter().map(|c| c.width).max().unwrap_or(0),
+    };
+    let members = ensemble.members.len();
+    let mut list = ScreenedList {
+        width,
+        mean: vec![f64::NAN; smiles.len() * width],
+        std: (output == ScreenOutput::Predictions && members > 1)
+            .then(|| vec![f64::NAN; smiles.len() * width]),
+        skipped: Vec::new(),
+    };
+    for chunk in chunks {
+        let molecules = &chunk.input.molecules;
+        for (k, &line) in molecules.source_lines.iter().enumerate() {
+            let i = (line - 1) as usize;
+            let row = k * width..(k + 1) * width;
+            list.mean[i * width..(i + 1) * width].copy_from_slice(&chunk.values.mean[row.clone()]);
+            if let (Some(out), Some(std)) = (list.std.as_mut(), chunk.values.std.as_ref()) {
+                out[i * width..(i + 1) * width].copy_from_slice(&std[row]);
+            }
+        }
+        for skipped in &molecules.skipped {
+            list.skipped
+                .push(((skipped.line - 1) as usize, skipped.reason.to_string()));
+        }
+    }
+    list.skipped.sort_by_key(|(i, _)| *i);
+    Ok(list)
 }
 
 /// Chunk and batch sizes of a screen.
@@ -73,7 +185,7 @@ pub struct ScreenTotals {
 /// out. Embeddings take a single model.
 pub fn screen(
     ensemble: &Ensemble,
-    source: &mut MoleculeSource,
+    source: &mut dyn RowSource,
     output: ScreenOutput,
     device: &Device,
     options: ScreenOptions,
@@ -123,7 +235,7 @@ impl Screen<'_> {
     /// another backbone) and loaded from its weights.
     fn with<M: PropertyModel>(
         &self,
-        source: &mut MoleculeSource,
+        source: &mut dyn RowSource,
         sink: &mut dyn FnMut(ScreenedChunk) -> Result<()>,
         init: impl Fn(&ModelSpec) -> Option<M>,
     ) -> Result<ScreenTotals> {
