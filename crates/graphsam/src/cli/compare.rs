@@ -352,6 +352,10 @@ fn run_cells(args: &CompareArgs, out: &Path, cells: &[Cell]) -> Result<()> {
             Ok(())
         })();
         if let Err(e) = result {
+            if e.downcast_ref::<crate::train::Interrupted>().is_some() {
+                // A stop request ends the grid, not just this cell.
+                return Err(e.context(format!("cell {cell}")));
+            }
             eprintln!("cell {cell} failed: {e:#}");
             failed.push(cell.to_string());
         }

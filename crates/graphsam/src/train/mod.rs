@@ -13,6 +13,6 @@ pub mod trainer;
 
 pub use run::{ModelCard, RunConfig, RunSummary, RunTemplate, device_without_autodiff, run_seed};
 pub use trainer::{
-    Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, embed_indices,
-    evaluate_split, fit, predict_indices, probability,
+    Interrupted, SilentObserver, TrainObserver, TrainOutcome, TrainSettings, clear_stop_request,
+    embed_indices, evaluate_split, fit, predict_indices, probability, request_stop, stop_requested,
 };

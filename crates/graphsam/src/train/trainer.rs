@@ -69,6 +69,26 @@ pub trait TrainObserver {
     }
 }
 
+/// Set by [`request_stop`]; read after each epoch's checkpoint.
+static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every training in this process to stop after its current epoch's
+/// checkpoint, with [`Interrupted`] (the Python package's Ctrl-C); running
+/// the same training again resumes. Stays set until [`clear_stop_request`].
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Withdraws a [`request_stop`], before starting new training.
+pub fn clear_stop_request() {
+    STOP_REQUESTED.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`request_stop`] was called and not withdrawn.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Training stopped at an observer's request after `epochs_done` epochs;
 /// the checkpoint in the output folder resumes it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,7 +242,7 @@ pub fn fit<M: PropertyModel>(
         if let Some(dir) = out_dir {
             write_checkpoint(dir, &state, &model, &optimizer)?;
         }
-        if observer.should_stop() && state.epochs_done < settings.epochs {
+        if (observer.should_stop() || stop_requested()) && state.epochs_done < settings.epochs {
             return Err(Interrupted {
                 epochs_done: state.epochs_done,
             }
