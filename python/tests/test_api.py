@@ -8,6 +8,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +232,26 @@ def test_ctrl_c_stops_a_training_after_a_checkpoint_and_the_same_call_resumes(tm
         epochs=30, hidden=16, layers=1, batch_size=4, quiet=True,
     )  # fmt: skip
     assert len(result.history) == 30 and np.isfinite(result.test[0])
+
+
+def test_training_and_prediction_release_the_gil(fixture_csv, tmp_path):
+    csv = tmp_path / "many.csv"
+    rows = [f"{s},{len(s) * 0.3 - 1.0:.2f}" for s in MOLECULES * 20]
+    csv.write_text("smiles,y\n" + "\n".join(rows) + "\n")
+
+    def ticks_while(work) -> int:
+        """How often this thread ran while `work` ran in another."""
+        worker = threading.Thread(target=work)
+        ticks = 0
+        worker.start()
+        while worker.is_alive():
+            ticks += 1
+            time.sleep(0.002)
+        worker.join()
+        return ticks
+
+    out = tmp_path / "gil"
+    # Held for the whole call, the GIL would leave this thread a tick or two.
+    assert ticks_while(lambda: tiny_run(csv, out)) > 20
+    model = graphsam.Model.load(out)
+    assert ticks_while(lambda: model.predict(MOLECULES * 200, batch_size=8)) > 5
