@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,10 @@ import numpy as np  # noqa: E402
 
 from . import _native  # noqa: E402
 from ._native import GraphsamError, __version__  # noqa: E402
+
+# Child processes (`compare --jobs`, `screen-bench`) rerun the command line
+# through this interpreter: this process is Python, not a graphsam binary.
+_native.set_self_program([sys.executable, "-m", "graphsam._cli"])
 
 __all__ = [
     "GraphsamError",

@@ -11,6 +11,9 @@ class GraphsamError(Exception):
 def run_cli(argv: Sequence[str], raise_errors: bool = False) -> int:
     """Runs the `graphsam` command line (program name first); returns its exit status."""
 
+def set_self_program(program: Sequence[str]) -> None:
+    """How child processes rerun the command line (program and leading arguments)."""
+
 def featurize(
     smiles: Sequence[str], features: str
 ) -> Tuple[

@@ -162,7 +162,7 @@ def test_bad_input_raises_with_the_commands_message(fixture_csv, tmp_path):
         graphsam.train(42)
 
 
-def test_compare_returns_the_table_as_records(tmp_path):
+def test_compare_returns_the_table_as_records_with_cells_in_child_processes(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     rows = [f"m{i},{s},{1.0 - len(s) * 0.25}" for i, s in enumerate(MOLECULES)]
@@ -174,13 +174,17 @@ def test_compare_returns_the_table_as_records(tmp_path):
     try:
         table = graphsam.compare(
             "esol", optimizers=["adam", "graphsam"], seeds=2, model="dmpnn",
-            out=tmp_path / "grid", **TINY,
+            out=tmp_path / "grid", jobs=2, **TINY,
         )  # fmt: skip
     finally:
         del os.environ["GRAPHSAM_DATA_DIR"], os.environ["GRAPHSAM_CACHE_DIR"]
     assert [(r["dataset"], r["optimizer"]) for r in table] == [("esol", "adam"), ("esol", "graphsam")]
     assert all(r["seeds_finished"] == 2 and np.isfinite(r["test_mean"]) for r in table)
     assert table[0]["time_ratio_to_adam"] == 1.0
+    # --jobs 2 ran each cell in a child process (this interpreter with
+    # -m graphsam._cli), which logged it.
+    logs = sorted(p.name for p in (tmp_path / "grid" / "logs").iterdir())
+    assert logs == [f"esol-{o}-seed-{s}.log" for o in ("adam", "graphsam") for s in (0, 1)]
 
 
 def test_the_issue_example_on_esol(tmp_path):

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rayon::prelude::*;
 
+use graphsam::cli::Failure;
 use graphsam::data::TaskType;
 use graphsam::features::{FeatureSet, featurize_smiles};
 use graphsam::train::inference::Ensemble;
@@ -53,18 +54,15 @@ fn run_command(argv: Vec<String>, raise_errors: bool) -> Ended {
     if !raise_errors {
         return Ended::Status(graphsam::cli::run_from(argv));
     }
-    let cli = match <graphsam::cli::Cli as clap::Parser>::try_parse_from(argv) {
-        Ok(cli) => cli,
-        Err(e) if e.exit_code() == 0 => {
+    match graphsam::cli::try_run_from(argv) {
+        Ok(()) => Ended::Status(0),
+        Err(Failure::Usage(e)) if e.exit_code() == 0 => {
             // --help or --version: print it, as the command does.
             let _ = e.print();
-            return Ended::Status(0);
+            Ended::Status(0)
         }
-        Err(e) => return Ended::Failed(e.render().to_string()),
-    };
-    match graphsam::cli::run(cli) {
-        Ok(()) => Ended::Status(0),
-        Err(e) => Ended::Failed(format!("{e:#}")),
+        Err(Failure::Usage(e)) => Ended::Failed(e.render().to_string()),
+        Err(Failure::Command(e)) => Ended::Failed(format!("{e:#}")),
     }
 }
 
@@ -272,6 +270,14 @@ impl NativeModel {
     }
 }
 
+/// Makes `compare --jobs` and `screen-bench` start their child processes as
+/// `<program...> <arguments>` (this interpreter with `-m graphsam._cli`):
+/// this process is Python, not the graphsam executable.
+#[pyfunction]
+fn set_self_program(program: Vec<String>) {
+    graphsam::cli::set_self_program(program.into_iter().map(Into::into).collect());
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The CLI binary's allocator setting: a D-MPNN step 1.8× faster.
@@ -279,6 +285,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GraphsamError", m.py().get_type::<GraphsamError>())?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(set_self_program, m)?)?;
     m.add_function(wrap_pyfunction!(featurize, m)?)?;
     m.add_class::<NativeModel>()?;
     Ok(())

@@ -162,12 +162,10 @@ pub fn run(args: CompareArgs) -> Result<()> {
         out.display()
     );
     let outcome = if args.jobs > 1 && pending.len() > 1 {
-        let exe = std::env::current_exe().context("finding the graphsam executable")?;
         // Each child runs this command line for one cell.
-        let parent_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         run_in_processes(
-            &exe,
-            &parent_args,
+            &super::self_program()?,
+            &super::current_arguments(),
             &out,
             &pending,
             args.jobs,

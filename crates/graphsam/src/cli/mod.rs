@@ -60,6 +60,67 @@ pub enum Command {
     Landscape(sharpness::LandscapeArgs),
 }
 
+/// How child processes run the command line again (set by the Python
+/// package); unset: this executable.
+static SELF_PROGRAM: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+
+/// The arguments (after the program name) of the command line being run.
+static CURRENT_ARGUMENTS: std::sync::Mutex<Vec<std::ffi::OsString>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Sets the program and leading arguments with which `compare --jobs` and
+/// `screen-bench` start child `graphsam` processes, where this process is
+/// not the `graphsam` executable (the Python package: its interpreter with
+/// `-m graphsam._cli`). The first call wins.
+pub fn set_self_program(program: Vec<std::ffi::OsString>) {
+    let _ = SELF_PROGRAM.set(program);
+}
+
+/// The program (and leading arguments) that runs the command line again:
+/// [`set_self_program`]'s, else this executable.
+pub fn self_program() -> Result<Vec<std::ffi::OsString>> {
+    if let Some(program) = SELF_PROGRAM.get().filter(|p| !p.is_empty()) {
+        return Ok(program.clone());
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("finding the graphsam executable: {e}"))?;
+    Ok(vec![exe.into_os_string()])
+}
+
+/// The arguments after the program name that [`run_from`] was given last,
+/// for child processes that repeat the command line.
+pub fn current_arguments() -> Vec<std::ffi::OsString> {
+    CURRENT_ARGUMENTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// Why a command line did not run to success.
+#[derive(Debug)]
+pub enum Failure {
+    /// The flags did not parse, or asked for `--help` / `--version` (exit
+    /// code 0): clap's message to print.
+    Usage(clap::Error),
+    /// The command ran and failed.
+    Command(anyhow::Error),
+}
+
+/// Parses `args` (the program name first) as the `graphsam` command line and
+/// runs the command, remembering the arguments for the child processes
+/// ([`current_arguments`]).
+pub fn try_run_from<I, T>(args: I) -> std::result::Result<(), Failure>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    *CURRENT_ARGUMENTS.lock().unwrap_or_else(|e| e.into_inner()) =
+        args.iter().skip(1).cloned().collect();
+    let cli = Cli::try_parse_from(args).map_err(Failure::Usage)?;
+    run(cli).map_err(Failure::Command)
+}
+
 /// Parses `args` (the program name first) as the `graphsam` command line,
 /// runs the command and returns the process exit status: 0 on success, 1
 /// when the command failed (its error printed to stderr), clap's status
@@ -69,17 +130,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(error) => {
+    match try_run_from(args) {
+        Ok(()) => 0,
+        Err(Failure::Usage(error)) => {
             // Help and version go to stdout with status 0, mistakes to stderr.
             let _ = error.print();
-            return error.exit_code();
+            error.exit_code()
         }
-    };
-    match run(cli) {
-        Ok(()) => 0,
-        Err(error) => {
+        Err(Failure::Command(error)) => {
             eprintln!("error: {error:#}");
             1
         }

@@ -140,8 +140,9 @@ fn write_library(path: &Path, smiles: &[String], n: u64) -> Result<()> {
 /// Runs `graphsam predict` on `library` as a child process and measures its
 /// wall time and peak RSS.
 fn time_predict(args: &ScreenBenchArgs, library: &Path, out: &Path, n: u64) -> Result<Measurement> {
-    let mut command = Command::new(std::env::current_exe()?);
-    command.arg("predict");
+    let program = super::self_program()?;
+    let mut command = Command::new(&program[0]);
+    command.args(&program[1..]).arg("predict");
     for model in &args.models {
         command.arg("--model").arg(model);
     }

@@ -879,12 +879,13 @@ pub enum CellEvent<'a> {
     },
 }
 
-/// Runs each cell as `exe <args> --cell <cell>` in at most `jobs` child
-/// processes at once, each with `RAYON_NUM_THREADS` set to its share of the
+/// Runs each cell as `<program...> <args> --cell <cell>` (`program`: the
+/// executable and any leading arguments, e.g. `python -m graphsam._cli`) in
+/// at most `jobs` child processes at once, each with `RAYON_NUM_THREADS` set to its share of the
 /// cores and its output in `<out>/logs/`. A failed cell is reported and the
 /// others still run; the error lists every failed cell.
 pub fn run_in_processes(
-    exe: &Path,
+    program: &[std::ffi::OsString],
     args: &[std::ffi::OsString],
     out: &Path,
     cells: &[Cell],
@@ -921,7 +922,11 @@ pub fn run_in_processes(
                     let result = (|| -> Result<bool> {
                         let file = std::fs::File::create(&log)
                             .with_context(|| format!("creating {}", log.display()))?;
+                        let (exe, leading) = program
+                            .split_first()
+                            .context("no program to run the cells with")?;
                         let status = std::process::Command::new(exe)
+                            .args(leading)
                             .args(args)
                             .arg("--cell")
                             .arg(cell.to_string())
@@ -930,7 +935,7 @@ pub fn run_in_processes(
                             .stdout(file.try_clone()?)
                             .stderr(file)
                             .status()
-                            .with_context(|| format!("starting {}", exe.display()))?;
+                            .with_context(|| format!("starting {}", exe.to_string_lossy()))?;
                         Ok(status.success())
                     })();
                     let done = done.fetch_add(1, Ordering::SeqCst) + 1;
