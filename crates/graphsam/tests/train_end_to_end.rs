@@ -14,38 +14,19 @@ use graphsam::train::{ModelCard, RunConfig, RunSummary, SilentObserver, TrainObs
 
 mod common;
 
-const SMILES: [&str; 24] = [
-    "CCO",
-    "CCN",
-    "CCC",
-    "c1ccccc1",
-    "c1ccccc1O",
-    "CC(=O)O",
-    "CC(=O)N",
-    "c1ccncc1",
-    "CCOC",
-    "CCCl",
-    "OCCO",
-    "NCCN",
-    "c1ccc2ccccc2c1",
-    "CC(C)O",
-    "CC(C)N",
-    "C1CCCCC1",
-    "C1CCNCC1",
-    "O=C=O",
-    "CC#N",
-    "c1ccoc1",
-    "c1ccsc1",
-    "CC(=O)OC",
-    "CCCCO",
-    "CCCCN",
-];
+/// The shared molecules and four more: a fused ring, a triatomic, sulfur
+/// and an ester.
+fn molecules() -> Vec<&'static str> {
+    let mut all = common::MOLECULES.to_vec();
+    all.extend(["c1ccc2ccccc2c1", "O=C=O", "c1ccsc1", "CC(=O)OC"]);
+    all
+}
 
 /// Writes a fixture CSV: label 1 for molecules with nitrogen, plus one
 /// invalid row and one missing label.
 fn fixture(dir: &Path, task: TaskType) -> MoleculeDataset {
     let mut csv = String::from("smiles,y\n");
-    for (i, s) in SMILES.iter().enumerate() {
+    for (i, s) in molecules().iter().enumerate() {
         let y = match task {
             TaskType::Classification => (s.contains('N') || s.contains('n')) as u8 as f32,
             TaskType::Regression => s.len() as f32 * 0.3 - 1.0,
