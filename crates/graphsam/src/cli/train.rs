@@ -106,8 +106,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ))
     });
     let device = args.device.training_device()?;
-    let model = model_spec(&args.model, &dataset, options.atom_limit)?;
-    note_default_settings(&model, &dataset.name);
     let mut summaries: Vec<RunSummary> = Vec::new();
     for seed in 0..args.seeds {
         let config = template.config(
@@ -118,6 +116,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             optimizer.clone(),
             spec.metric,
         )?;
+        let model = &config.model;
+        if seed == 0 {
+            note_default_settings(model, &dataset.name);
+        }
         let dir = out.join(format!("seed-{seed}"));
         eprintln!(
             "training {} on {} ({} molecules) with {}, seed {seed} -> {}",
@@ -145,7 +147,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     println!(
         "{} {} {}: test {} = {mean:.4} ± {std:.4} over {} seed(s); records in {}",
         dataset.name,
-        model.name(),
+        args.model.model,
         optimizer.name(),
         spec.metric.name(),
         values.len(),
