@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::device_args::DeviceArgs;
-use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress};
+use super::screen_io::{InputArgs, Output, SkipReport, StreamProgress, counted};
 use crate::train::inference::Ensemble;
 use crate::train::screen::{ScreenOptions, ScreenOutput, screen};
 
@@ -104,9 +104,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     finished?;
     progress.finish(
         &format!(
-            "predicted {} task(s) by {} model(s) for",
-            card.task_names.len(),
-            ensemble.members.len()
+            "predicted {} with {} for",
+            counted(card.task_names.len() as u64, "task"),
+            counted(ensemble.members.len() as u64, "model")
         ),
         skipped,
     );

@@ -271,10 +271,31 @@ impl StreamProgress {
             .map(|m| format!("; peak RSS {m:.0} MiB"))
             .unwrap_or_default();
         eprintln!(
-            "{what} {} molecules ({skipped} rows skipped) in {:.1} s: {:.0} molecules/s{peak}",
-            self.molecules,
+            "{what} {} ({} skipped) in {:.1} s: {:.0} molecules/s{peak}",
+            counted(self.molecules, "molecule"),
+            counted(skipped, "row"),
             self.seconds(),
             self.rate(),
         );
+    }
+}
+
+/// `n` with its noun, plural unless `n` is 1: "1 task", "3 rows".
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod counted_tests {
+    #[test]
+    fn one_is_singular_and_everything_else_plural() {
+        assert_eq!(super::counted(1u64, "task"), "1 task");
+        assert_eq!(super::counted(0u64, "row"), "0 rows");
+        assert_eq!(super::counted(3u64, "model"), "3 models");
     }
 }
