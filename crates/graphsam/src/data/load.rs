@@ -14,11 +14,11 @@ use super::resolve::DatasetResolver;
 use super::stream::{LineCounter, csv_with_lines};
 
 /// The CoMPT reference drops molecules with this many atoms or more
-/// (graphsam-chem's [`FeatureSet::default_atom_limit`]).
-pub const COMPT_ATOM_LIMIT: usize = match FeatureSet::Compt.default_atom_limit() {
-    Some(limit) => limit,
-    None => usize::MAX,
-};
+/// (graphsam-chem's [`FeatureSet::default_atom_limit`]; evaluated at compile
+/// time, so a CoMPT feature set without a limit fails the build).
+pub const COMPT_ATOM_LIMIT: usize = FeatureSet::Compt
+    .default_atom_limit()
+    .expect("CoMPT features have an atom limit");
 
 /// What to compute while loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
