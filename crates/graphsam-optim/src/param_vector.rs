@@ -186,6 +186,42 @@ impl ParamVector {
             .reduce(|a, b| a + b)
     }
 
+    /// cos(xₖ, yₖ) for each parameter k both vectors hold, in module order,
+    /// read to the host in one transfer; a parameter where either side is
+    /// zero has no angle and is left out.
+    pub fn per_tensor_cosines(&self, other: &ParamVector) -> Vec<f64> {
+        let parts: Vec<Tensor<1>> = self
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                other.slot(slot.id).map(|o| {
+                    let (x, y) = (slot.flat.clone(), o.flat.clone());
+                    Tensor::cat(
+                        vec![
+                            (x.clone() * y.clone()).sum(),
+                            x.square().sum(),
+                            y.square().sum(),
+                        ],
+                        0,
+                    )
+                })
+            })
+            .collect();
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        let values = Tensor::cat(parts, 0)
+            .to_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        values
+            .chunks_exact(3)
+            .filter(|c| c[1] > 0.0 && c[2] > 0.0)
+            .map(|c| f64::from(c[0]) / (f64::from(c[1]) * f64::from(c[2])).sqrt())
+            .collect()
+    }
+
     /// x · s for a host scalar s.
     pub fn scale(&self, s: f64) -> ParamVector {
         self.map_slots(|flat| flat.mul_scalar(s as f32))

@@ -350,3 +350,38 @@ fn gaussian_directions_are_seeded_standard_normals() {
     assert!((var - 1.0).abs() < 0.05, "{var}");
     assert_eq!(like.num_entries(), 20_000);
 }
+
+#[test]
+fn per_tensor_cosines_compare_each_parameter_apart() {
+    let device = device();
+    let layer = Layer {
+        weight: Param::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0], [3, 2]),
+            &device,
+        ),
+        bias: Param::from_data(TensorData::new(vec![3.0f32, 4.0], [2]), &device),
+    };
+    let weights = {
+        let loss = layer.weight.val().sum() + layer.bias.val().sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &layer);
+        ParamVector::weights_like(&layer, &ParamVector::from_gradients(&layer, &mut grads))
+    };
+    // Against itself: every tensor at cos 1.
+    let own = weights.per_tensor_cosines(&weights);
+    assert_eq!(own.len(), 2);
+    assert!(own.iter().all(|c| (c - 1.0).abs() < 1e-6), "{own:?}");
+    // The weight matrix orthogonal, the bias reversed: 0 and −1 apart,
+    // where the whole-vector cosine would give one mixed number.
+    let other = weights.map_host(|i, _, _| match i {
+        0 => vec![0.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        _ => vec![-6.0, -8.0],
+    });
+    let cos = weights.per_tensor_cosines(&other);
+    assert!(
+        cos[0].abs() < 1e-6 && (cos[1] + 1.0).abs() < 1e-6,
+        "{cos:?}"
+    );
+    // A zero tensor has no angle and is left out.
+    let zero_bias = weights.map_host(|i, _, v| if i == 1 { vec![0.0; 2] } else { v });
+    assert_eq!(weights.per_tensor_cosines(&zero_bias).len(), 1);
+}

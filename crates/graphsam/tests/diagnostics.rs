@@ -111,12 +111,26 @@ fn tracking_similarity_records_cosines_and_leaves_training_unchanged() {
             assert_eq!(r.step, i as u64);
             assert_eq!(r.epoch as u64, i as u64 / steps);
             assert!(r.gradient_norm > 0.0 && r.gradient_norm.is_finite());
-            for c in [r.cos_perturbation, r.cos_previous_update]
-                .into_iter()
-                .flatten()
+            for c in [
+                r.cos_perturbation,
+                r.cos_previous_update,
+                r.tensor_cos_perturbation,
+                r.tensor_cos_previous_update,
+            ]
+            .into_iter()
+            .flatten()
             {
                 assert!((-1.0 - 1e-6..=1.0 + 1e-6).contains(&c), "{r:?}");
             }
+            // The per-tensor medians exist exactly where the cosines do.
+            assert_eq!(
+                r.tensor_cos_perturbation.is_some(),
+                r.cos_perturbation.is_some()
+            );
+            assert_eq!(
+                r.tensor_cos_previous_update.is_some(),
+                r.cos_previous_update.is_some()
+            );
             if i > 0 {
                 assert!(r.cos_previous_update.is_some(), "{optimizer} step {i}");
             }

@@ -123,6 +123,13 @@ pub struct SimilarityRecord {
     /// Whether the step took its perturbation from the exact gradient
     /// (every SAM step, GraphSAM's anchors): there the estimate was not used.
     pub exact_perturbation: bool,
+    /// The median over parameter tensors of cos(∇L(w)ₖ, g_hₖ): the same
+    /// comparison tensor by tensor, so a few large tensors cannot decide it.
+    #[serde(default)]
+    pub tensor_cos_perturbation: Option<f64>,
+    /// The median over parameter tensors of cos(∇L(w)ₖ, previous updateₖ).
+    #[serde(default)]
+    pub tensor_cos_previous_update: Option<f64>,
 }
 
 /// Writes the similarity records as CSV and draws them (SVG).
@@ -410,6 +417,22 @@ pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn similarity_files_from_before_the_per_tensor_columns_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(files::SIMILARITY_CSV),
+            "step,epoch,cos_perturbation,cos_previous_update,gradient_norm,exact_perturbation\n\
+             0,0,,,55.2,false\n1,0,0.5,-0.25,40.0,false\n",
+        )
+        .unwrap();
+        let records = read_similarity(dir.path()).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].cos_perturbation, Some(0.5));
+        assert_eq!(records[1].tensor_cos_perturbation, None);
+        assert_eq!(records[1].tensor_cos_previous_update, None);
+    }
 
     fn record(epoch: usize, loss: f64, metric: Option<f64>) -> EpochRecord {
         EpochRecord {

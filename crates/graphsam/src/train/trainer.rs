@@ -427,6 +427,9 @@ fn similarity_record<M: PropertyModel>(
             dot / (norm * o.norm()).max(f64::MIN_POSITIVE)
         })
     };
+    let tensor_median = |other: Option<&ParamVector>| {
+        other.and_then(|o| super::stats::median(&exact.per_tensor_cosines(o)))
+    };
     SimilarityRecord {
         step: optimizer.global_step(),
         epoch,
@@ -434,6 +437,8 @@ fn similarity_record<M: PropertyModel>(
         cos_previous_update: cosine(optimizer.last_update_gradient()),
         gradient_norm: norm,
         exact_perturbation: false,
+        tensor_cos_perturbation: tensor_median(optimizer.perturbation_estimate()),
+        tensor_cos_previous_update: tensor_median(optimizer.last_update_gradient()),
     }
 }
 
