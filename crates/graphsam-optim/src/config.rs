@@ -314,7 +314,9 @@ pub struct LookSamConfig {
     pub rho: f64,
     /// k, the SAM period in steps. Default 5 (the paper's choice).
     pub k: u64,
-    /// α, the weight of the reused orthogonal component. Default 0.7.
+    /// α, the weight of the reused orthogonal component. Default 0.7, the
+    /// paper's (ViTs, large batches); on small molecular batches with Adam
+    /// it can stop training altogether, where 0.1 does not (README).
     pub alpha: f64,
     /// Base optimizer. Default Adam.
     pub base: BaseOptimizerConfig,

@@ -115,7 +115,7 @@ pub struct OptimizerArgs {
     /// SAM-k / LookSAM: SAM period k in steps.
     #[arg(long)]
     pub k: Option<u64>,
-    /// LookSAM: weight α of the reused orthogonal component.
+    /// LookSAM: weight α of the reused orthogonal component (default 0.7, the paper's; on small molecular batches try 0.1)
     #[arg(long)]
     pub alpha: Option<f64>,
     /// AE-SAM: EMA factor δ of the mean and variance of ‖g‖².
