@@ -102,8 +102,9 @@ fn check_flags_used(flags: &OptimizerArgs, optimizers: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// Runs the command.
-pub fn run(args: CompareArgs) -> Result<()> {
+/// Runs the command; `arguments` (the command line after the program name)
+/// are what each `--jobs` child repeats for its cell.
+pub fn run(args: CompareArgs, arguments: &[std::ffi::OsString]) -> Result<()> {
     if !args.merge.is_empty() {
         return merge(&args.merge, args.out.as_deref());
     }
@@ -165,7 +166,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         // Each child runs this command line for one cell.
         run_in_processes(
             &super::self_program()?,
-            &super::current_arguments(),
+            arguments,
             &out,
             &pending,
             args.jobs,

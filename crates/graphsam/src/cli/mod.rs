@@ -29,6 +29,10 @@ pub struct Cli {
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
+    /// The arguments after the program name, as given: child processes
+    /// (`compare --jobs`) repeat them. Not a flag; [`try_run_from`] fills it.
+    #[arg(skip)]
+    pub arguments: Vec<std::ffi::OsString>,
 }
 
 /// The subcommands.
@@ -64,10 +68,6 @@ pub enum Command {
 /// package); unset: this executable.
 static SELF_PROGRAM: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
 
-/// The arguments (after the program name) of the command line being run.
-static CURRENT_ARGUMENTS: std::sync::Mutex<Vec<std::ffi::OsString>> =
-    std::sync::Mutex::new(Vec::new());
-
 /// Sets the program and leading arguments with which `compare --jobs` and
 /// `screen-bench` start child `graphsam` processes, where this process is
 /// not the `graphsam` executable (the Python package: its interpreter with
@@ -87,15 +87,6 @@ pub fn self_program() -> Result<Vec<std::ffi::OsString>> {
     Ok(vec![exe.into_os_string()])
 }
 
-/// The arguments after the program name that [`run_from`] was given last,
-/// for child processes that repeat the command line.
-pub fn current_arguments() -> Vec<std::ffi::OsString> {
-    CURRENT_ARGUMENTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-}
-
 /// Why a command line did not run to success.
 #[derive(Debug)]
 pub enum Failure {
@@ -107,17 +98,15 @@ pub enum Failure {
 }
 
 /// Parses `args` (the program name first) as the `graphsam` command line and
-/// runs the command, remembering the arguments for the child processes
-/// ([`current_arguments`]).
+/// runs the command.
 pub fn try_run_from<I, T>(args: I) -> std::result::Result<(), Failure>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-    *CURRENT_ARGUMENTS.lock().unwrap_or_else(|e| e.into_inner()) =
-        args.iter().skip(1).cloned().collect();
-    let cli = Cli::try_parse_from(args).map_err(Failure::Usage)?;
+    let mut cli = Cli::try_parse_from(&args).map_err(Failure::Usage)?;
+    cli.arguments = args.into_iter().skip(1).collect();
     run(cli).map_err(Failure::Command)
 }
 
@@ -155,7 +144,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Compare(args) => compare::run(args),
+        Command::Compare(args) => compare::run(args, &cli.arguments),
         Command::ScreenBench(args) => screen_bench::run(args),
         Command::Sharpness(args) => sharpness::run_sharpness(args),
         Command::Landscape(args) => sharpness::run_landscape(args),
