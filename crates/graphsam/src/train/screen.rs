@@ -93,7 +93,20 @@ pub fn screen_smiles<S: AsRef<str>>(
     device: &Device,
     options: ScreenOptions,
 ) -> Result<ScreenedList> {
-    let mut chunks = Vec::new();
+    let n = smiles.len();
+    let with_std = output == ScreenOutput::Predictions && ensemble.members.len() > 1;
+    let mut list = ScreenedList {
+        // Embeddings: the width is known from the first molecule.
+        width: match output {
+            ScreenOutput::Predictions => ensemble.card().task_names.len(),
+            ScreenOutput::Embeddings => 0,
+        },
+        mean: Vec::new(),
+        std: None,
+        skipped: Vec::new(),
+    };
+    // Each chunk's values go to their rows as it comes, so the chunk and its
+    // featurized graphs are freed before the next.
     screen(
         ensemble,
         &mut SmilesRows::new(smiles),
@@ -101,37 +114,31 @@ pub fn screen_smiles<S: AsRef<str>>(
         device,
         options,
         &mut |chunk| {
-            chunks.push(chunk);
+            let molecules = &chunk.input.molecules;
+            if list.mean.is_empty() && !molecules.is_empty() {
+                list.width = chunk.width;
+                list.mean = vec![f64::NAN; n * list.width];
+                list.std = with_std.then(|| vec![f64::NAN; n * list.width]);
+            }
+            let width = list.width;
+            for (k, &line) in molecules.source_lines.iter().enumerate() {
+                let (to, from) = ((line - 1) as usize * width, k * width);
+                list.mean[to..to + width].copy_from_slice(&chunk.values.mean[from..from + width]);
+                if let (Some(out), Some(std)) = (list.std.as_mut(), chunk.values.std.as_ref()) {
+                    out[to..to + width].copy_from_slice(&std[from..from + width]);
+                }
+            }
+            for skipped in &molecules.skipped {
+                list.skipped
+                    .push(((skipped.line - 1) as usize, skipped.reason.to_string()));
+            }
             Ok(())
         },
     )?;
-    let width = match output {
-        ScreenOutput::Predictions => ensemble.card().task_names.len(),
-        // No valid molecule leaves the width unknown: zero columns.
-        ScreenOutput::Embeddings => chunks.iter().map(|c| c.width).max().unwrap_or(0),
-    };
-    let members = ensemble.members.len();
-    let mut list = ScreenedList {
-        width,
-        mean: vec![f64::NAN; smiles.len() * width],
-        std: (output == ScreenOutput::Predictions && members > 1)
-            .then(|| vec![f64::NAN; smiles.len() * width]),
-        skipped: Vec::new(),
-    };
-    for chunk in chunks {
-        let molecules = &chunk.input.molecules;
-        for (k, &line) in molecules.source_lines.iter().enumerate() {
-            let i = (line - 1) as usize;
-            let row = k * width..(k + 1) * width;
-            list.mean[i * width..(i + 1) * width].copy_from_slice(&chunk.values.mean[row.clone()]);
-            if let (Some(out), Some(std)) = (list.std.as_mut(), chunk.values.std.as_ref()) {
-                out[i * width..(i + 1) * width].copy_from_slice(&std[row]);
-            }
-        }
-        for skipped in &molecules.skipped {
-            list.skipped
-                .push(((skipped.line - 1) as usize, skipped.reason.to_string()));
-        }
+    if list.mean.is_empty() {
+        // No usable molecule: every row is NaN.
+        list.mean = vec![f64::NAN; n * list.width];
+        list.std = with_std.then(|| vec![f64::NAN; n * list.width]);
     }
     list.skipped.sort_by_key(|(i, _)| *i);
     Ok(list)
