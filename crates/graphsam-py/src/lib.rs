@@ -32,13 +32,14 @@ fn error(e: anyhow::Error) -> PyErr {
     GraphsamError::new_err(format!("{e:#}"))
 }
 
-fn bytes_f32<'py>(py: Python<'py>, values: &[f32]) -> Bound<'py, PyBytes> {
-    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    PyBytes::new(py, &raw)
-}
-
-fn bytes_f64<'py>(py: Python<'py>, values: &[f64]) -> Bound<'py, PyBytes> {
-    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+/// The values as little-endian bytes (numpy's `frombuffer` with `<f4`,
+/// `<f8`, `<u4` reads them back), `to_le` being e.g. `f32::to_le_bytes`.
+fn le_bytes<'py, T, const N: usize>(
+    py: Python<'py>,
+    values: impl IntoIterator<Item = T>,
+    to_le: fn(T) -> [u8; N],
+) -> Bound<'py, PyBytes> {
+    let raw: Vec<u8> = values.into_iter().flat_map(to_le).collect();
     PyBytes::new(py, &raw)
 }
 
@@ -141,21 +142,17 @@ fn featurize<'py>(
             Ok(g) => {
                 let atom_dim = g.atom_features.len() / g.n_atoms.max(1);
                 let bond_dim = g.bond_features.len() / g.bonds.len().max(1);
-                let pairs: Vec<u8> = g
-                    .bonds
-                    .iter()
-                    .flat_map(|b| b.iter().flat_map(|v| v.to_le_bytes()))
-                    .collect();
-                let distances = g.distances.as_deref().map(|d| bytes_f32(py, d));
+                let f32_bytes = |v: &[f32]| le_bytes(py, v.iter().copied(), f32::to_le_bytes);
+                let distances = g.distances.as_deref().map(f32_bytes);
                 let item = (
                     i,
                     g.n_atoms,
                     atom_dim,
-                    bytes_f32(py, &g.atom_features),
+                    f32_bytes(&g.atom_features),
                     g.bonds.len(),
-                    PyBytes::new(py, &pairs),
+                    le_bytes(py, g.bonds.iter().flatten().copied(), u32::to_le_bytes),
                     bond_dim,
-                    bytes_f32(py, &g.bond_features),
+                    f32_bytes(&g.bond_features),
                     distances,
                 );
                 molecules.push(item.into_pyobject(py)?.into_any());
@@ -198,8 +195,8 @@ impl NativeModel {
             .detach(|| screen_smiles(&self.ensemble, &smiles, output, &device, options))
             .map_err(error)?;
         Ok((
-            bytes_f64(py, &list.mean),
-            list.std.as_deref().map(|s| bytes_f64(py, s)),
+            le_bytes(py, list.mean, f64::to_le_bytes),
+            list.std.map(|s| le_bytes(py, s, f64::to_le_bytes)),
             list.width,
             list.skipped,
         ))
