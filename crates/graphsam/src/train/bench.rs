@@ -345,17 +345,24 @@ pub fn cpu_peak_from(cpuinfo: &str, threads: usize, clock_ghz: Option<f64>) -> O
     let family: u32 = field("cpu family")
         .and_then(|f| f.parse().ok())
         .unwrap_or(0);
+    let model: u32 = field("model").and_then(|m| m.parse().ok()).unwrap_or(0);
     let model_name = field("model name").unwrap_or_else(|| "unknown CPU".into());
     if !has("sse2") {
         return None;
     }
     // fp32 lanes of one FMA unit. AMD's Zen 4 (family 0x19) runs AVX-512
     // on 256-bit units, so its width is AVX2's; Zen 5 (0x1A) is 512-bit.
-    let zen4 = vendor == "AuthenticAMD" && family == 0x19;
+    // Zen 1 and Zen+ (family 0x17 below model 0x30, and Hygon's 0x18) split
+    // every 256-bit AVX2 instruction over 128-bit units: half AVX2's width.
+    let amd = vendor == "AuthenticAMD" || vendor == "HygonGenuine";
+    let zen4 = amd && family == 0x19;
+    let zen1 = amd && ((family == 0x17 && model < 0x30) || family == 0x18);
     let (lanes, why) = if has("avx512f") && !zen4 {
         (16.0, "AVX-512")
     } else if has("avx512f") {
         (8.0, "AVX-512 on Zen 4's 256-bit units")
+    } else if zen1 && has("avx2") {
+        (4.0, "AVX2 on Zen 1's 128-bit units")
     } else if has("avx2") || has("avx") {
         (8.0, "AVX2")
     } else {
@@ -429,8 +436,12 @@ mod tests {
     use super::*;
 
     fn cpuinfo(vendor: &str, family: u32, flags: &str, mhz: f64) -> String {
+        cpuinfo_model(vendor, family, 1, flags, mhz)
+    }
+
+    fn cpuinfo_model(vendor: &str, family: u32, model: u32, flags: &str, mhz: f64) -> String {
         format!(
-            "processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel name\t: Test CPU\ncpu MHz\t\t: {mhz}\nflags\t\t: fpu sse sse2 {flags}\n"
+            "processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: Test CPU\ncpu MHz\t\t: {mhz}\nflags\t\t: fpu sse sse2 {flags}\n"
         )
     }
 
@@ -455,9 +466,22 @@ mod tests {
             "{peak:?}"
         );
         assert!(peak.derivation.contains("Zen 4") && peak.derivation.contains("measured"));
-        let avx2 = cpuinfo("AuthenticAMD", 23, "avx avx2 fma", 3000.0);
+        // Zen 2 (family 0x17, model 0x31) has 256-bit units; Zen 1 (model 1)
+        // splits AVX2 over 128-bit ones, so its peak is half.
+        let zen2 = cpuinfo_model("AuthenticAMD", 23, 49, "avx avx2 fma", 3000.0);
         assert!(
-            (cpu_peak_from(&avx2, 4, None).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9
+            (cpu_peak_from(&zen2, 4, None).unwrap().gflops - 4.0 * 8.0 * 4.0 * 3.0).abs() < 1e-9
+        );
+        let zen1 = cpuinfo_model("AuthenticAMD", 23, 1, "avx avx2 fma", 3000.0);
+        let peak = cpu_peak_from(&zen1, 4, None).unwrap();
+        assert!(
+            (peak.gflops - 4.0 * 4.0 * 4.0 * 3.0).abs() < 1e-9,
+            "{peak:?}"
+        );
+        assert!(peak.derivation.contains("Zen 1"), "{}", peak.derivation);
+        let intel_avx2 = cpuinfo_model("GenuineIntel", 6, 1, "avx avx2 fma", 3000.0);
+        assert!(
+            (cpu_peak_from(&intel_avx2, 1, None).unwrap().gflops - 8.0 * 4.0 * 3.0).abs() < 1e-9
         );
     }
 
