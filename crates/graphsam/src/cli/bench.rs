@@ -32,8 +32,8 @@ pub struct BenchArgs {
     /// Molecules per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Also time this many whole training epochs (Adam, random 80/10/10
-    /// split, validation included), as `graphsam train` runs them.
+    /// Also time this many whole training epochs of each optimizer (random
+    /// 80/10/10 split, validation included), as `graphsam train` runs them.
     #[arg(long, default_value_t = 0)]
     pub epochs: usize,
     /// Where the model runs.
@@ -130,21 +130,46 @@ pub fn run(args: BenchArgs) -> Result<()> {
             100.0 * seconds / total.max(f64::MIN_POSITIVE)
         );
     }
-    if let Some(first) = report.epochs.first() {
-        let epochs = &report.epochs;
-        let train: Vec<f64> = epochs.iter().map(|e| e.train).collect();
-        let total: Vec<f64> = epochs.iter().map(|e| e.train + e.valid).collect();
-        let (mean_total, std_total) = crate::train::stats::mean_std(&total);
+    if let Some(first) = report.epochs.first().and_then(|o| o.epochs.first()) {
         println!(
-            "training epoch (Adam, random 80/10/10 split, {} steps of {}, validation included): {:.3} ± {:.3} s over {} epochs ({:.3} s training, {:.3} s validation)",
-            first.steps,
-            args.batch_size,
-            mean_total,
-            std_total,
-            epochs.len(),
-            crate::train::stats::mean_std(&train).0,
-            mean_total - crate::train::stats::mean_std(&train).0,
+            "training epochs (random 80/10/10 split, {} steps of {}, validation included), one fresh model per optimizer:",
+            first.steps, args.batch_size
         );
+        println!(
+            "{:<10} {:>9} {:>8} {:>10} {:>10} {:>7} {:>13} {:>7}",
+            "optimizer",
+            "s/epoch",
+            "±",
+            "training",
+            "validation",
+            "ratio",
+            "passes/epoch",
+            "epochs"
+        );
+        let reference = report
+            .epochs
+            .iter()
+            .find(|o| o.name == "adam")
+            .unwrap_or(&report.epochs[0])
+            .mean_seconds();
+        for timed in &report.epochs {
+            let total: Vec<f64> = timed.epochs.iter().map(|e| e.train + e.valid).collect();
+            let train: Vec<f64> = timed.epochs.iter().map(|e| e.train).collect();
+            let valid: Vec<f64> = timed.epochs.iter().map(|e| e.valid).collect();
+            let passes: Vec<f64> = timed.epochs.iter().map(|e| e.passes as f64).collect();
+            let mean = |v: &[f64]| crate::train::stats::mean_std(v).0;
+            println!(
+                "{:<10} {:>9.3} {:>8.3} {:>10.3} {:>10.3} {:>7.2} {:>13.1} {:>7}",
+                timed.name,
+                mean(&total),
+                std_dev(&total),
+                mean(&train),
+                mean(&valid),
+                mean(&total) / reference,
+                mean(&passes),
+                total.len(),
+            );
+        }
     }
     if let Some(peak) = bench::peak_rss_mib() {
         println!("peak RSS of the process: {peak:.0} MiB");

@@ -247,15 +247,16 @@ pub fn step_phases<M: PropertyModel>(
     })
 }
 
-/// Wall seconds of whole training epochs, as `graphsam train` runs them:
-/// Adam with the default schedule over a seeded random 80/10/10 split
-/// (training steps with batch assembly, then the validation pass), one
-/// entry per epoch.
+/// Wall seconds of whole training epochs of `optimizer`, as `graphsam
+/// train` runs them: the default schedule over a seeded random 80/10/10
+/// split (training steps with batch assembly, then the validation pass),
+/// one entry per epoch.
 pub fn time_epochs<M: PropertyModel>(
     model: M,
     dataset: &MoleculeDataset,
     batch_size: usize,
     epochs: usize,
+    optimizer: &OptimizerConfig,
     device: &Device,
 ) -> Result<Vec<EpochSeconds>> {
     let split = make_split(dataset, &SplitKind::Random, SplitSizes::default(), 0)?;
@@ -266,7 +267,7 @@ pub fn time_epochs<M: PropertyModel>(
         patience: 0,
         batch_size,
         seed: 0,
-        optimizer: OptimizerConfig::Adam(Default::default()),
+        optimizer: optimizer.clone(),
         schedule: NoamLrConfig::default(),
         metric: dataset.task_type.default_metric(),
         track_similarity: None,
@@ -288,6 +289,7 @@ pub fn time_epochs<M: PropertyModel>(
             train: r.train_seconds,
             valid: r.valid_seconds,
             steps: split.train.len().div_ceil(batch_size),
+            passes: r.forward_passes,
         })
         .collect())
 }
@@ -301,6 +303,26 @@ pub struct EpochSeconds {
     pub valid: f64,
     /// Steps in the epoch.
     pub steps: usize,
+    /// Forward passes of the training steps (SAM's second pass and
+    /// GraphSAM's anchor included).
+    pub passes: u64,
+}
+
+/// Whole training epochs of one optimizer (see [`time_epochs`]).
+#[derive(Debug, Clone)]
+pub struct OptimizerEpochs {
+    /// Optimizer name (`adam`, `sam`, …).
+    pub name: String,
+    /// One entry per timed epoch.
+    pub epochs: Vec<EpochSeconds>,
+}
+
+impl OptimizerEpochs {
+    /// Mean wall seconds per epoch, validation included.
+    pub fn mean_seconds(&self) -> f64 {
+        let total: Vec<f64> = self.epochs.iter().map(|e| e.train + e.valid).collect();
+        super::stats::mean_std(&total).0
+    }
 }
 
 /// The CPU's fp32 peak and how it was derived.
@@ -507,7 +529,7 @@ pub struct BenchPlan {
     pub batch_size: usize,
     /// Timed steps per optimizer, after one warm-up step.
     pub steps: usize,
-    /// Whole training epochs to time as well (0: none).
+    /// Whole training epochs of each optimizer to time as well (0: none).
     pub epochs: usize,
     /// The optimizers, in the order given.
     pub optimizers: Vec<OptimizerConfig>,
@@ -522,8 +544,9 @@ pub struct BenchReport {
     pub costs: Vec<OptimizerCost>,
     /// Where one Adam step's time goes (median of 3 instrumented steps).
     pub phases: StepPhases,
-    /// Whole training epochs, if asked for.
-    pub epochs: Vec<EpochSeconds>,
+    /// Whole training epochs of each optimizer, in the plan's order, if
+    /// asked for.
+    pub epochs: Vec<OptimizerEpochs>,
 }
 
 /// Times the plan's optimizers on the same fresh model (`spec`) and the same
@@ -570,13 +593,26 @@ pub fn benchmark(
     let phases = crate::with_model!(spec, &plain, 0, |model| {
         step_phases(model, dataset, scaler.as_ref(), &batches[1], device, 3)
     })?;
-    let epochs = if plan.epochs > 0 {
-        crate::with_model!(spec, &plain, 0, |model| {
-            time_epochs(model, dataset, plan.batch_size, plan.epochs, device)
-        })?
-    } else {
-        Vec::new()
-    };
+    let mut epochs = Vec::new();
+    if plan.epochs > 0 {
+        // Every optimizer starts from the same initial weights (seed 0).
+        for optimizer in &plan.optimizers {
+            let timed = crate::with_model!(spec, &plain, 0, |model| {
+                time_epochs(
+                    model,
+                    dataset,
+                    plan.batch_size,
+                    plan.epochs,
+                    optimizer,
+                    device,
+                )
+            })?;
+            epochs.push(OptimizerEpochs {
+                name: optimizer.name().to_string(),
+                epochs: timed,
+            });
+        }
+    }
     Ok(BenchReport {
         params,
         costs,
