@@ -33,7 +33,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Also time this many whole training epochs of each optimizer (random
-    /// 80/10/10 split, validation included), as `graphsam train` runs them.
+    /// 80/10/10 split, validation included), as `graphsam train` runs them,
+    /// after one warm-up epoch that is not counted.
     #[arg(long, default_value_t = 0)]
     pub epochs: usize,
     /// Where the model runs.
@@ -132,7 +133,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if let Some(first) = report.epochs.first().and_then(|o| o.epochs.first()) {
         println!(
-            "training epochs (random 80/10/10 split, {} steps of {}, validation included), one fresh model per optimizer:",
+            "training epochs (random 80/10/10 split, {} steps of {}, validation included), one fresh model per optimizer, after a warm-up epoch:",
             first.steps, args.batch_size
         );
         println!(
@@ -159,7 +160,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let passes: Vec<f64> = timed.epochs.iter().map(|e| e.passes as f64).collect();
             let mean = |v: &[f64]| crate::train::stats::mean_std(v).0;
             println!(
-                "{:<10} {:>9.3} {:>8.3} {:>10.3} {:>10.3} {:>7.2} {:>13.1} {:>7}",
+                "{:<10} {:>9.3} {:>8.3} {:>10.3} {:>10.3} {:>7.2} {:>13.1} {:>7} {:>9.3}",
                 timed.name,
                 mean(&total),
                 std_dev(&total),
@@ -168,6 +169,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 mean(&total) / reference,
                 mean(&passes),
                 total.len(),
+                timed.warmup.train + timed.warmup.valid,
             );
         }
     }

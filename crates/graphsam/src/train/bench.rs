@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
 
@@ -14,8 +14,11 @@ use graphsam_optim::{OptimizerConfig, SharpnessOptimizer};
 
 use graphsam_optim::NoamLrConfig;
 
-use super::trainer::{SilentObserver, TrainSettings, fit};
-use crate::data::{BatchLayout, MoleculeDataset, SplitKind, SplitSizes, TargetScaler, make_split};
+use super::record::EpochRecord;
+use super::trainer::{TrainObserver, TrainSettings, fit};
+use crate::data::{
+    BatchLayout, Metric, MoleculeDataset, SplitKind, SplitSizes, TargetScaler, make_split,
+};
 use crate::model::PropertyModel;
 
 /// Measured cost of one optimizer over the timed steps.
@@ -247,51 +250,156 @@ pub fn step_phases<M: PropertyModel>(
     })
 }
 
-/// Wall seconds of whole training epochs of `optimizer`, as `graphsam
-/// train` runs them: the default schedule over a seeded random 80/10/10
-/// split (training steps with batch assembly, then the validation pass),
-/// one entry per epoch.
+/// Wall seconds of whole training epochs of each of `optimizers`, as
+/// `graphsam train` runs them: the default schedule over a seeded random
+/// 80/10/10 split (training steps with batch assembly, then the validation
+/// pass), every optimizer from the same initial weights (`model`). The runs
+/// take turns epoch by epoch, one at a time (epoch k of every optimizer, then
+/// epoch k + 1), so drifts in machine speed hit all alike; one list of
+/// `epochs` entries per optimizer, in their order.
 pub fn time_epochs<M: PropertyModel>(
     model: M,
     dataset: &MoleculeDataset,
     batch_size: usize,
     epochs: usize,
-    optimizer: &OptimizerConfig,
+    optimizers: &[OptimizerConfig],
     device: &Device,
-) -> Result<Vec<EpochSeconds>> {
+) -> Result<Vec<Vec<EpochSeconds>>> {
     let split = make_split(dataset, &SplitKind::Random, SplitSizes::default(), 0)?;
     let scaler = (dataset.task_type == crate::data::TaskType::Regression)
         .then(|| TargetScaler::fit(dataset, &split.train));
-    let settings = TrainSettings {
-        epochs,
-        patience: 0,
-        batch_size,
-        seed: 0,
-        optimizer: optimizer.clone(),
-        schedule: NoamLrConfig::default(),
-        metric: dataset.task_type.default_metric(),
-        track_similarity: None,
-    };
-    let outcome = fit(
-        model,
-        dataset,
-        &split,
-        scaler.as_ref(),
-        &settings,
-        device,
-        None,
-        &mut SilentObserver,
-    )?;
-    Ok(outcome
-        .history
-        .iter()
-        .map(|r| EpochSeconds {
-            train: r.train_seconds,
-            valid: r.valid_seconds,
-            steps: split.train.len().div_ceil(batch_size),
-            passes: r.forward_passes,
+    let turns = Turns::new(optimizers.len());
+    let outcomes: Vec<Result<Vec<EpochSeconds>>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = optimizers
+            .iter()
+            .enumerate()
+            .map(|(index, optimizer)| {
+                let (model, split, scaler, turns) =
+                    (model.clone(), &split, scaler.as_ref(), &turns);
+                scope.spawn(move || {
+                    let settings = TrainSettings {
+                        epochs,
+                        patience: 0,
+                        batch_size,
+                        seed: 0,
+                        optimizer: optimizer.clone(),
+                        schedule: NoamLrConfig::default(),
+                        metric: dataset.task_type.default_metric(),
+                        track_similarity: None,
+                    };
+                    let mut observer = TakeTurns { turns, index };
+                    let outcome = fit(
+                        model,
+                        dataset,
+                        split,
+                        scaler,
+                        &settings,
+                        device,
+                        None,
+                        &mut observer,
+                    );
+                    // A failed run gives up its turns so the others go on.
+                    turns.finish(index);
+                    outcome.map(|o| {
+                        o.history
+                            .iter()
+                            .map(|r| EpochSeconds {
+                                train: r.train_seconds,
+                                valid: r.valid_seconds,
+                                steps: split.train.len().div_ceil(batch_size),
+                                passes: r.forward_passes,
+                            })
+                            .collect()
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .unwrap_or_else(|_| Err(anyhow!("an epoch-timing run panicked")))
+            })
+            .collect()
+    });
+    outcomes
+        .into_iter()
+        .zip(optimizers)
+        .map(|(outcome, optimizer)| {
+            outcome.with_context(|| format!("timing epochs of {}", optimizer.name()))
         })
-        .collect())
+        .collect()
+}
+
+/// Whose turn it is among runs that take turns epoch by epoch.
+struct Turns {
+    state: std::sync::Mutex<TurnState>,
+    changed: std::sync::Condvar,
+}
+
+struct TurnState {
+    current: usize,
+    finished: Vec<bool>,
+}
+
+impl Turns {
+    fn new(runs: usize) -> Self {
+        Self {
+            state: std::sync::Mutex::new(TurnState {
+                current: 0,
+                finished: vec![false; runs],
+            }),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Blocks until it is run `index`'s turn.
+    fn wait(&self, index: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.current != index {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Hands the turn to the next unfinished run after `index`.
+    fn pass(&self, index: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = state.finished.len();
+        if let Some(next) = (1..=runs)
+            .map(|k| (index + k) % runs)
+            .find(|&k| !state.finished[k])
+        {
+            state.current = next;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Run `index` is done: it takes no more turns.
+    fn finish(&self, index: usize) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.finished[index] = true;
+            if state.current != index {
+                return;
+            }
+        }
+        self.pass(index);
+    }
+}
+
+/// A training observer that runs its epochs only in its turn.
+struct TakeTurns<'a> {
+    turns: &'a Turns,
+    index: usize,
+}
+
+impl TrainObserver for TakeTurns<'_> {
+    fn epoch_started(&mut self, _epoch: usize, _steps: usize, _molecules: usize) {
+        self.turns.wait(self.index);
+    }
+
+    fn epoch_finished(&mut self, _record: &EpochRecord, _metric: Metric) {
+        self.turns.pass(self.index);
+    }
 }
 
 /// Time of one training epoch.
@@ -313,7 +421,10 @@ pub struct EpochSeconds {
 pub struct OptimizerEpochs {
     /// Optimizer name (`adam`, `sam`, …).
     pub name: String,
-    /// One entry per timed epoch.
+    /// The first epoch, not counted: a fresh model's first epoch also grows
+    /// the heap to the run's working set and meets every batch shape once.
+    pub warmup: EpochSeconds,
+    /// One entry per timed epoch after the warm-up.
     pub epochs: Vec<EpochSeconds>,
 }
 
@@ -508,6 +619,29 @@ mod tests {
     }
 
     #[test]
+    fn runs_take_turns_epoch_by_epoch_and_a_finished_run_is_skipped() {
+        // Run 1 stops after one epoch (a failure); runs 0 and 2 do three.
+        let turns = Turns::new(3);
+        let order = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for (index, epochs) in [(0, 3), (1, 1), (2, 3)] {
+                let (turns, order) = (&turns, &order);
+                scope.spawn(move || {
+                    for _ in 0..epochs {
+                        turns.wait(index);
+                        order.lock().unwrap().push(index);
+                        // Without the turn, a run would slip in here.
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        turns.pass(index);
+                    }
+                    turns.finish(index);
+                });
+            }
+        });
+        assert_eq!(order.into_inner().unwrap(), [0, 1, 2, 0, 2, 0, 2]);
+    }
+
+    #[test]
     fn no_peak_without_a_clock_or_flags() {
         assert_eq!(cpu_peak_from("processor : 0\n", 2, Some(3.0)), None);
         let no_clock = "vendor_id : GenuineIntel\nflags : sse2 fma avx2\n";
@@ -529,7 +663,8 @@ pub struct BenchPlan {
     pub batch_size: usize,
     /// Timed steps per optimizer, after one warm-up step.
     pub steps: usize,
-    /// Whole training epochs of each optimizer to time as well (0: none).
+    /// Whole training epochs of each optimizer to time as well, after one
+    /// warm-up epoch (0: none).
     pub epochs: usize,
     /// The optimizers, in the order given.
     pub optimizers: Vec<OptimizerConfig>,
@@ -595,20 +730,24 @@ pub fn benchmark(
     })?;
     let mut epochs = Vec::new();
     if plan.epochs > 0 {
-        // Every optimizer starts from the same initial weights (seed 0).
-        for optimizer in &plan.optimizers {
-            let timed = crate::with_model!(spec, &plain, 0, |model| {
-                time_epochs(
-                    model,
-                    dataset,
-                    plan.batch_size,
-                    plan.epochs,
-                    optimizer,
-                    device,
-                )
-            })?;
+        let timed = crate::with_model!(spec, &plain, 0, |model| {
+            time_epochs(
+                model,
+                dataset,
+                plan.batch_size,
+                plan.epochs + 1,
+                &plan.optimizers,
+                device,
+            )
+        })?;
+        for (mut timed, optimizer) in timed.into_iter().zip(&plan.optimizers) {
+            if timed.len() < 2 {
+                anyhow::bail!("{} ran fewer epochs than asked", optimizer.name());
+            }
+            let warmup = timed.remove(0);
             epochs.push(OptimizerEpochs {
                 name: optimizer.name().to_string(),
+                warmup,
                 epochs: timed,
             });
         }
