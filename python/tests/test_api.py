@@ -209,6 +209,11 @@ def test_ctrl_c_stops_a_training_after_a_checkpoint_and_the_same_call_resumes(tm
     csv.write_text("smiles,y\n" + "\n".join(rows) + "\n")
     out = tmp_path / "run"
     script = (
+        # A shell that starts jobs in the background (a CI runner, `cmd &`)
+        # hands them SIGINT ignored, and Python then keeps it ignored: give
+        # the child Python's own handler, as an interactive terminal does.
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import graphsam, sys\n"
         f"graphsam.train({str(csv)!r}, targets='y', task='regression', model='dmpnn',\n"
         f"    out={str(out)!r}, epochs=30, hidden=16, layers=1, batch_size=4)\n"

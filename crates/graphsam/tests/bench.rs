@@ -74,3 +74,60 @@ fn bench_refuses_a_plan_the_dataset_cannot_fill() {
         "{error}"
     );
 }
+
+#[test]
+fn bench_prints_an_epoch_table_whose_columns_line_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, csv) = common::fixture(dir.path(), TaskType::Regression, FeatureSet::Compt);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_graphsam"))
+        .args([
+            "bench",
+            csv.to_str().unwrap(),
+            "--targets",
+            "y",
+            "--task",
+            "regression",
+        ])
+        .args([
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+        ])
+        .args(["--epochs", "2", "--optimizers", "adam,sam"])
+        .env("BURN_DEVICE", "flex")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("optimizer") && l.contains("s/epoch"))
+        .unwrap_or_else(|| panic!("no epoch table in\n{stdout}"));
+    // Nine columns; the last label is two words.
+    assert!(lines[header].ends_with("warm-up s"), "{}", lines[header]);
+    let columns = lines[header].split_whitespace().count() - 1;
+    assert_eq!(columns, 9, "{}", lines[header]);
+    let rows: Vec<Vec<&str>> = lines[header + 1..header + 3]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for row in &rows {
+        assert_eq!(row.len(), columns, "{}\n{row:?}", lines[header]);
+    }
+    assert_eq!((rows[0][0], rows[1][0]), ("adam", "sam"));
+    let passes = |row: &[&str]| row[6].parse::<f64>().unwrap();
+    // 16 training molecules in batches of 4: Adam 4 passes, SAM 8.
+    assert_eq!((passes(&rows[0]), passes(&rows[1])), (4.0, 8.0));
+    assert_eq!(rows[0][5], "1.00");
+    assert_eq!((rows[0][7], rows[1][7]), ("2", "2"));
+}

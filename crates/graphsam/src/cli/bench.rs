@@ -137,7 +137,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             first.steps, args.batch_size
         );
         println!(
-            "{:<10} {:>9} {:>8} {:>10} {:>10} {:>7} {:>13} {:>7}",
+            "{:<10} {:>9} {:>8} {:>10} {:>10} {:>7} {:>13} {:>7} {:>9}",
             "optimizer",
             "s/epoch",
             "±",
@@ -145,7 +145,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "validation",
             "ratio",
             "passes/epoch",
-            "epochs"
+            "epochs",
+            "warm-up s"
         );
         let reference = report
             .epochs
