@@ -79,29 +79,27 @@ fn bench_refuses_a_plan_the_dataset_cannot_fill() {
 fn bench_prints_an_epoch_table_whose_columns_line_up() {
     let dir = tempfile::tempdir().unwrap();
     let (_, csv) = common::fixture(dir.path(), TaskType::Regression, FeatureSet::Compt);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_graphsam"))
-        .args([
-            "bench",
-            csv.to_str().unwrap(),
-            "--targets",
-            "y",
-            "--task",
-            "regression",
-        ])
-        .args([
-            "--hidden",
-            "16",
-            "--layers",
-            "1",
-            "--batch-size",
-            "4",
-            "--steps",
-            "2",
-        ])
-        .args(["--epochs", "2", "--optimizers", "adam,sam"])
-        .env("BURN_DEVICE", "flex")
-        .output()
-        .unwrap();
+    let csv = csv.to_str().unwrap();
+    let output = common::graphsam(&[
+        "bench",
+        csv,
+        "--targets",
+        "y",
+        "--task",
+        "regression",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--epochs",
+        "2",
+        "--optimizers",
+        "adam,sam",
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

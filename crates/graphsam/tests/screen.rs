@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::graphsam;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::tensor::{Device, Tensor};
 
@@ -124,13 +125,6 @@ fn saved_dmpnn(dir: &Path, seed: u64) -> PathBuf {
     };
     write_json(&run.join(files::MODEL_CARD), &card).unwrap();
     run
-}
-
-fn graphsam(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_graphsam"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn gzip(text: &str) -> Vec<u8> {

@@ -160,14 +160,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let valid: Vec<f64> = timed.epochs.iter().map(|e| e.valid).collect();
             let passes: Vec<f64> = timed.epochs.iter().map(|e| e.passes as f64).collect();
             let mean = |v: &[f64]| crate::train::stats::mean_std(v).0;
+            let seconds = timed.mean_seconds();
             println!(
                 "{:<10} {:>9.3} {:>8.3} {:>10.3} {:>10.3} {:>7.2} {:>13.1} {:>7} {:>9.3}",
                 timed.name,
-                mean(&total),
+                seconds,
                 std_dev(&total),
                 mean(&train),
                 mean(&valid),
-                mean(&total) / reference,
+                seconds / reference,
                 mean(&passes),
                 total.len(),
                 timed.warmup.train + timed.warmup.valid,

@@ -149,3 +149,11 @@ pub fn tiny_backbones() -> [ModelSpec; 3] {
         ModelSpec::Grover(GroverConfig::tiny(1).with_atom_dim(151).with_bond_dim(14)),
     ]
 }
+
+/// Runs the `graphsam` binary with `args` and waits for it.
+pub fn graphsam(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_graphsam"))
+        .args(args)
+        .output()
+        .unwrap()
+}
