@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::record::{
-    SimilarityRecord, files, plot_similarity, read_json, read_similarity, write_atomic, write_json,
+    SimilarityRecord, files, median_train_seconds, plot_similarity, read_epoch_history, read_json,
+    read_similarity, write_atomic, write_json,
 };
 use super::run::RunConfig;
 use super::run::RunSummary;
@@ -205,7 +206,8 @@ impl Shard {
 }
 
 /// Reads every finished cell summary (`seed-*/summary.json`) under `folder`,
-/// at any depth, sorted by dataset, optimizer and seed.
+/// at any depth, sorted by dataset, optimizer and seed. Each cell's seconds
+/// per epoch are the median over its `metrics.jsonl` where that file exists.
 pub fn collect_summaries(folder: &Path) -> Result<Vec<RunSummary>> {
     let mut found = Vec::new();
     walk(folder, &mut found)?;
@@ -230,7 +232,13 @@ fn walk(dir: &Path, found: &mut Vec<RunSummary>) -> Result<()> {
             .is_some_and(|n| n.to_string_lossy().starts_with("seed-"));
         let summary = path.join(files::SUMMARY);
         if is_seed && summary.is_file() {
-            found.push(read_json(&summary)?);
+            let mut run: RunSummary = read_json(&summary)?;
+            // Cost from the per-epoch record where it is kept, so cells
+            // written before summaries held the median read the same way.
+            if path.join(files::METRICS_JSONL).is_file() {
+                run.seconds_per_epoch = median_train_seconds(&read_epoch_history(&path)?);
+            }
+            found.push(run);
         } else {
             walk(&path, found)?;
         }
@@ -255,7 +263,7 @@ pub struct ComparisonRow {
     pub test_std: f64,
     /// Mean best-validation epoch (0-based).
     pub mean_best_epoch: f64,
-    /// Mean training seconds per epoch.
+    /// Mean over seeds of each run's median training seconds per epoch.
     pub seconds_per_epoch: f64,
     /// Mean forward+backward passes per epoch.
     pub passes_per_epoch: f64,
@@ -1224,6 +1232,46 @@ mod tests {
         let c = compare(&s, None);
         let missing: Vec<String> = c.missing.iter().map(|m| m.to_string()).collect();
         assert_eq!(missing, ["esol/graphsam/0", "esol/graphsam/2"]);
+    }
+
+    #[test]
+    fn collected_cells_take_their_seconds_per_epoch_from_the_epoch_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = |optimizer: &str| {
+            let path = dir.path().join("esol").join(optimizer).join("seed-0");
+            std::fs::create_dir_all(&path).unwrap();
+            // The summary holds a mean stretched by a suspended epoch.
+            write_json(
+                &path.join(files::SUMMARY),
+                &summary("esol", optimizer, 0, 1.0, 50.0),
+            )
+            .unwrap();
+            path
+        };
+        let with_record = cell("adam");
+        let epoch = |epoch: usize, train_seconds: f64| {
+            serde_json::json!({
+                "epoch": epoch, "valid_metric": 1.0, "learning_rate": 1e-3, "rho": 0.0,
+                "train_seconds": train_seconds, "valid_seconds": 0.1,
+                "forward_passes": 4, "backward_passes": 4, "is_best": false,
+            })
+            .to_string()
+        };
+        let lines = [epoch(0, 2.0), epoch(1, 140.0), epoch(2, 3.0)].join("\n");
+        std::fs::write(with_record.join(files::METRICS_JSONL), lines).unwrap();
+        cell("sam");
+
+        let found = collect_summaries(dir.path()).unwrap();
+        let seconds: Vec<(&str, f64)> = found
+            .iter()
+            .map(|s| (s.optimizer.as_str(), s.seconds_per_epoch))
+            .collect();
+        // The median of the record; a cell without one keeps its summary's figure.
+        assert_eq!(seconds, [("adam", 3.0), ("sam", 50.0)]);
+
+        std::fs::write(with_record.join(files::METRICS_JSONL), "{not json").unwrap();
+        let err = format!("{:#}", collect_summaries(dir.path()).unwrap_err());
+        assert!(err.contains("metrics.jsonl line 1"), "{err}");
     }
 
     #[test]

@@ -282,6 +282,14 @@ pub fn read_epoch_history(dir: &Path) -> Result<Vec<EpochRecord>> {
         .collect()
 }
 
+/// Median training wall seconds per epoch (0 for no epochs). The median,
+/// not the mean, so an epoch stretched by the machine being suspended or
+/// shared for a while does not move a run's cost figure.
+pub fn median_train_seconds(history: &[EpochRecord]) -> f64 {
+    let seconds: Vec<f64> = history.iter().map(|r| r.train_seconds).collect();
+    super::stats::median(&seconds).unwrap_or(0.0)
+}
+
 /// Mean of the losses one kind of evaluation produced over an epoch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LossMean {
@@ -477,6 +485,23 @@ mod tests {
         assert_eq!(lines.clone().count(), 3);
         // A missing metric is an empty CSV cell, not a made-up number.
         assert!(lines.last().unwrap().starts_with("2,0.4,,4,0,,"));
+    }
+
+    #[test]
+    fn median_train_seconds_ignores_one_stretched_epoch() {
+        let timed = |seconds: &[f64]| -> Vec<EpochRecord> {
+            seconds
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| EpochRecord {
+                    train_seconds: s,
+                    ..record(i, 0.5, None)
+                })
+                .collect()
+        };
+        // A machine suspended for an hour during epoch 1 does not count.
+        assert_eq!(median_train_seconds(&timed(&[2.0, 3600.0, 3.0])), 3.0);
+        assert_eq!(median_train_seconds(&[]), 0.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::load_model;
-use super::record::{files, read_json, write_json};
+use super::record::{files, median_train_seconds, read_json, write_json};
 use super::trainer::{TrainObserver, TrainSettings, evaluate_split, fit};
 use crate::data::{
     Metric, MetricScore, MoleculeDataset, Split, SplitKind, SplitSizes, TargetScaler, TaskType,
@@ -182,7 +182,7 @@ pub struct RunSummary {
     pub stopped_early: bool,
     /// Split sizes (train, valid, test).
     pub split_sizes: [usize; 3],
-    /// Mean training seconds per epoch.
+    /// Median training wall seconds per epoch ([`median_train_seconds`]).
     pub seconds_per_epoch: f64,
     /// Mean forward+backward passes per epoch.
     pub passes_per_epoch: f64,
@@ -357,7 +357,7 @@ fn train_and_test<M: PropertyModel>(
         epochs_run: outcome.history.len(),
         stopped_early: outcome.stopped_early,
         split_sizes: split.sizes(),
-        seconds_per_epoch: outcome.history.iter().map(|r| r.train_seconds).sum::<f64>() / epochs,
+        seconds_per_epoch: median_train_seconds(&outcome.history),
         passes_per_epoch: outcome
             .history
             .iter()
